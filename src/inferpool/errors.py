@@ -137,6 +137,26 @@ class ModelError(InferpoolError):
     grpc_status = "INTERNAL"
 
     def __init__(self, exc_type: str, exc_message: str) -> None:
-        super().__init__(f"{exc_type}: {exc_message}" if exc_message else exc_type)
+        shown = exc_type.removeprefix("builtins.")
+        super().__init__(f"{shown}: {exc_message}" if exc_message else shown)
         self.exc_type = exc_type
         self.exc_message = exc_message
+
+
+def describe_exception(exc: BaseException) -> str:
+    """Return `exc` as a client sees it: an inferpool error's own message,
+    otherwise the exception's class (with its module, except for builtins)
+    and its text."""
+    if isinstance(exc, InferpoolError):
+        return exc.message
+    cls = type(exc)
+    name = cls.__qualname__ if cls.__module__ == "builtins" else f"{cls.__module__}.{cls.__qualname__}"
+    text = str(exc)
+    return f"{name}: {text}" if text else name
+
+
+def status_of(exc: BaseException) -> tuple[int, str]:
+    """Return the HTTP status code and the gRPC status name for `exc`."""
+    if isinstance(exc, InferpoolError):
+        return exc.status_code, exc.grpc_status
+    return 500, "INTERNAL"

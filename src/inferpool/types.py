@@ -254,7 +254,8 @@ class MetadataModelResponse(msgspec.Struct, kw_only=True, omit_defaults=True):
 
     name: str
     versions: list[str] | None = None
-    platform: str = ""
+    # Required by the V2 protocol, so it has no default to omit.
+    platform: str
     inputs: list[MetadataTensor] | None = None
     outputs: list[MetadataTensor] | None = None
     parameters: Parameters | None = None

@@ -44,7 +44,7 @@ from collections import deque
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Literal
 
-from ..errors import ModelError, ModelLoadError, ModelNotFound, ServerOverloaded
+from ..errors import InferpoolError, ModelError, ModelLoadError, ModelNotFound, ServerOverloaded
 from .errors import PoolClosed, WorkerStop
 from .messages import (
     CancelMessage,
@@ -524,6 +524,6 @@ class Dispatcher:
 
 
 def _describe(exc: BaseException) -> str:
-    if isinstance(exc, ModelError):
+    if isinstance(exc, InferpoolError):
         return str(exc)
     return f"{type(exc).__name__}: {exc}"

@@ -183,9 +183,12 @@ def main(argv: list[str] | None = None) -> None:
     args = parser.parse_args(argv)
 
     _exit_with_parent(args.parent_pid)
-    # Ctrl-C reaches the whole process group; shutdown is the front end's
-    # decision, taken through the socket.
+    # Ctrl-C, `timeout` and systemd signal the whole process group at once.
+    # Shutdown is the front end's decision, taken by closing the socket after
+    # in-flight requests finish, so the worker ignores both signals; SIGKILL
+    # and the parent-death signal still end it.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
 
     extra_path = os.environ.get(SYS_PATH_ENV)
     if extra_path:

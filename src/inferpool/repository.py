@@ -1,0 +1,244 @@
+"""The front end's view of its models: settings, versions and states.
+
+`ModelRepository` finds model folders on disk, loads them through the pool
+(`InferencePool` or `LocalPool`), and tracks each version's state so that
+readiness and the repository index say what is really servable. The model
+objects themselves live in the pool's workers.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Protocol
+
+from .errors import InferpoolError, InvalidRequest, ModelLoadError, ModelNotFound, ModelNotReady
+from .settings import ModelSettings, Settings, find_model_settings
+
+logger = logging.getLogger(__name__)
+
+
+class Pool(Protocol):
+    async def start(self) -> None: ...
+    async def load_model(self, settings: ModelSettings) -> None: ...
+    async def unload_model(self, settings: ModelSettings) -> None: ...
+    async def call(self, model_name: str, model_version: str | None, method_name: str, *args: Any, timeout: float | None = None, **kwargs: Any) -> Any: ...
+    async def close(self, drain_timeout: float | None = None) -> None: ...
+
+
+# State names of the repository extension (Triton and KServe).
+READY = "READY"
+LOADING = "LOADING"
+UNLOADING = "UNLOADING"
+UNAVAILABLE = "UNAVAILABLE"
+
+
+@dataclass
+class ModelVersion:
+    """One version of a model as the front end tracks it."""
+
+    settings: ModelSettings
+    state: str = LOADING
+    reason: str = ""
+    load_seconds: float | None = None
+    metadata: Any = None
+    # Whether the pool holds this version, so unloading must reach it.
+    loaded: bool = False
+
+    @property
+    def name(self) -> str:
+        return self.settings.name
+
+    @property
+    def version(self) -> str | None:
+        return self.settings.version
+
+
+@dataclass
+class _Model:
+    versions: dict[str | None, ModelVersion] = field(default_factory=dict)
+    default: str | None = None
+    lock: asyncio.Lock = field(default_factory=asyncio.Lock)
+
+
+class ModelRepository:
+    """Models by name and version, with their states, backed by a pool.
+
+    `pool_ready` is a callable that says whether the pool has a worker able
+    to serve (always true for `LocalPool`).
+    """
+
+    def __init__(self, settings: Settings, pool: Pool, pool_ready: Any = None) -> None:
+        self._settings = settings
+        self._pool = pool
+        self._pool_ready = pool_ready or (lambda: True)
+        self._models: dict[str, _Model] = {}
+        self.root = Path(settings.model_repository_root)
+
+    @property
+    def pool(self) -> Pool:
+        return self._pool
+
+    # -- discovery -------------------------------------------------------------
+
+    def discover(self) -> list[ModelSettings]:
+        """Read every `model-settings.json` under the repository root.
+
+        A file that does not parse is logged and recorded as an unavailable
+        model named after its folder, so the other models still load.
+        """
+        found: list[ModelSettings] = []
+        if not self.root.is_dir():
+            return found
+        for path in find_model_settings(self.root):
+            try:
+                found.append(ModelSettings.from_file(path))
+            except InvalidRequest as exc:
+                logger.error("Skipping %s: %s", path, exc)
+                broken = ModelSettings(name=path.parent.name, source_dir=str(path.parent))
+                entry = self._models.setdefault(broken.name, _Model())
+                entry.versions[None] = ModelVersion(broken, UNAVAILABLE, str(exc))
+        return found
+
+    async def load_all(self) -> None:
+        """Load every model found on disk, concurrently; a model that fails is
+        reported UNAVAILABLE with its error and does not stop the others."""
+        await asyncio.gather(*(self._load_logged(s) for s in self.discover()))
+
+    async def _load_logged(self, settings: ModelSettings) -> None:
+        try:
+            await self.load(settings)
+        except InferpoolError as exc:
+            logger.error("%s", exc)
+
+    def find_on_disk(self, name: str) -> list[ModelSettings]:
+        return [s for s in self.discover() if s.name == name]
+
+    # -- load and unload -------------------------------------------------------
+
+    async def load(self, settings: ModelSettings) -> ModelVersion:
+        """Load one model version through the pool; a loaded version of the
+        same name and version is replaced only after the new one has loaded
+        everywhere, so requests keep succeeding during a reload.
+
+        Raises `ModelLoadError` (the version is then UNAVAILABLE).
+        """
+        entry = self._models.setdefault(settings.name, _Model())
+        async with entry.lock:
+            previous = entry.versions.get(settings.version)
+            candidate = ModelVersion(settings, LOADING)
+            if previous is None or previous.state != READY:
+                entry.versions[settings.version] = candidate
+            logger.info("Loading model %r version %r", settings.name, settings.version)
+            started = time.perf_counter()
+            try:
+                await self._pool.load_model(settings)
+            except InferpoolError as exc:
+                candidate.state = UNAVAILABLE
+                candidate.reason = str(exc)
+                if previous is None or previous.state != READY:
+                    entry.versions[settings.version] = candidate
+                raise exc if isinstance(exc, ModelLoadError) else ModelLoadError(str(exc)) from exc
+            except Exception as exc:
+                candidate.state = UNAVAILABLE
+                candidate.reason = f"{type(exc).__name__}: {exc}"
+                entry.versions[settings.version] = candidate
+                raise ModelLoadError(f"Model {settings.name!r} failed to load: {candidate.reason}") from exc
+            candidate.state = READY
+            candidate.loaded = True
+            candidate.load_seconds = time.perf_counter() - started
+            entry.versions[settings.version] = candidate
+            entry.default = settings.version
+            logger.info(
+                "Loaded model %r version %r in %.3fs",
+                settings.name, settings.version, candidate.load_seconds,
+            )
+            return candidate
+
+    async def unload(self, name: str, version: str | None = None) -> None:
+        """Unload a model (every version when `version` is None).
+
+        Raises `ModelNotFound` if no such model is loaded.
+        """
+        entry = self._models.get(name)
+        if entry is None or not entry.versions:
+            raise ModelNotFound(name, version)
+        async with entry.lock:
+            if version is not None and version not in entry.versions:
+                raise ModelNotFound(name, version)
+            targets = [version] if version is not None else list(entry.versions)
+            for key in targets:
+                model_version = entry.versions[key]
+                model_version.state = UNLOADING
+                try:
+                    if model_version.loaded:
+                        await self._pool.unload_model(model_version.settings)
+                finally:
+                    del entry.versions[key]
+                logger.info("Unloaded model %r version %r", name, key)
+            if not entry.versions:
+                self._models.pop(name, None)
+            elif entry.default not in entry.versions:
+                entry.default = next(reversed(entry.versions))
+
+    # -- lookups ---------------------------------------------------------------
+
+    def get(self, name: str, version: str | None = None) -> ModelVersion:
+        """Return a known model version, whatever its state.
+
+        Raises `ModelNotFound`.
+        """
+        entry = self._models.get(name)
+        if entry is None or not entry.versions:
+            raise ModelNotFound(name, version)
+        key = version if version else entry.default
+        model_version = entry.versions.get(key)
+        if model_version is None and not version and len(entry.versions) == 1:
+            model_version = next(iter(entry.versions.values()))
+        if model_version is None:
+            raise ModelNotFound(name, version)
+        return model_version
+
+    def get_ready(self, name: str, version: str | None = None) -> ModelVersion:
+        """Return a model version that can serve now.
+
+        Raises `ModelNotFound`, or `ModelNotReady` while it loads, unloads or
+        after it failed to load.
+        """
+        model_version = self.get(name, version)
+        if model_version.state != READY:
+            detail = f": {model_version.reason}" if model_version.reason else ""
+            raise ModelNotReady(
+                f"Model {name!r} is not ready (state {model_version.state}){detail}"
+            )
+        return model_version
+
+    def is_model_ready(self, name: str, version: str | None = None) -> bool:
+        """Whether the version is loaded and a worker can serve it. Raises
+        `ModelNotFound` for an unknown model."""
+        return self.get(name, version).state == READY and self._pool_ready()
+
+    def is_ready(self) -> bool:
+        """Whether every known model is loaded and a worker can serve."""
+        if not self._pool_ready():
+            return False
+        return all(
+            v.state == READY for entry in self._models.values() for v in entry.versions.values()
+        )
+
+    def versions(self) -> list[ModelVersion]:
+        return [v for entry in self._models.values() for v in entry.versions.values()]
+
+    def index(self, ready_only: bool = False) -> list[ModelVersion]:
+        """Every model version known in memory plus those on disk not loaded
+        yet, for the repository index."""
+        known = {(v.name, v.version) for v in self.versions()}
+        listed = [v for v in self.versions() if not ready_only or v.state == READY]
+        if not ready_only:
+            for settings in self.discover():
+                if (settings.name, settings.version) not in known:
+                    listed.append(ModelVersion(settings, UNAVAILABLE, "not loaded"))
+        return sorted(listed, key=lambda v: (v.name, v.version or ""))
