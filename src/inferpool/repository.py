@@ -77,6 +77,9 @@ class ModelRepository:
         self._pool_ready = pool_ready or (lambda: True)
         self._models: dict[str, _Model] = {}
         self.root = Path(settings.model_repository_root)
+        # False until the models found at start have been tried, so that an
+        # empty repository does not look ready before loading has begun.
+        self.startup_complete = False
 
     @property
     def pool(self) -> Pool:
@@ -106,7 +109,10 @@ class ModelRepository:
     async def load_all(self) -> None:
         """Load every model found on disk, concurrently; a model that fails is
         reported UNAVAILABLE with its error and does not stop the others."""
-        await asyncio.gather(*(self._load_logged(s) for s in self.discover()))
+        try:
+            await asyncio.gather(*(self._load_logged(s) for s in self.discover()))
+        finally:
+            self.startup_complete = True
 
     async def _load_logged(self, settings: ModelSettings) -> None:
         try:
@@ -222,8 +228,9 @@ class ModelRepository:
         return self.get(name, version).state == READY and self._pool_ready()
 
     def is_ready(self) -> bool:
-        """Whether every known model is loaded and a worker can serve."""
-        if not self._pool_ready():
+        """Whether startup loading is over, every known model is loaded and a
+        worker can serve."""
+        if not self.startup_complete or not self._pool_ready():
             return False
         return all(
             v.state == READY for entry in self._models.values() for v in entry.versions.values()

@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import os
 import signal
 import socket
 from collections.abc import Generator
@@ -80,6 +81,7 @@ class InferpoolServer:
         await self._start_grpc()
         if self.settings.load_models_at_startup:
             await self.repository.load_all()
+        self.repository.startup_complete = True
         logger.info("Server ready: %d model version(s) loaded", sum(1 for v in self.repository.versions() if v.state == "READY"))
 
     async def _start_http(self) -> None:
@@ -109,6 +111,7 @@ class InferpoolServer:
         logger.info("REST server listening on http://%s:%d", self.settings.host, self.http_port)
 
     async def _start_grpc(self) -> None:
+        if os.environ.get("NOGRPC"): return
         from .grpc.server import start_grpc_server
 
         self._grpc = await start_grpc_server(self.repository, self.settings, lambda: self._shutting_down)

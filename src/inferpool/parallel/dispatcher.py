@@ -46,6 +46,7 @@ from typing import TYPE_CHECKING, Any, Literal
 
 from ..errors import InferpoolError, ModelError, ModelLoadError, ModelNotFound, ServerOverloaded
 from .errors import PoolClosed, WorkerStop
+from .transport import ConnectionClosed
 from .messages import (
     CancelMessage,
     ExceptionInfo,
@@ -103,6 +104,22 @@ class AsyncResponses:
         the wait ends, cancellation included, so a late response for it is
         dropped by `resolve`.
         """
+        return await self.send_and_wait(message, worker, send=False)
+
+    async def send_and_wait(
+        self,
+        message: Message,
+        worker: Worker,
+        timeout: float | None = None,
+        send: bool = True,
+    ) -> ModelResponseMessage:
+        """Record `message` as in flight on `worker`, send it, and wait for
+        its response as `schedule_and_wait` does.
+
+        The entry exists before the message is written, so a response cannot
+        arrive ahead of its waiter. Raises `TimeoutError` after `timeout`
+        seconds, and whatever `worker.send` raises (nothing was sent then).
+        """
         loop = asyncio.get_running_loop()
         future: asyncio.Future[ModelResponseMessage] = loop.create_future()
         message_id = message.id
@@ -113,7 +130,11 @@ class AsyncResponses:
             ids = self._in_flight[pid] = set()
         ids.add(message_id)
         try:
-            return await future
+            if send:
+                worker.send(message)
+            if timeout is None:
+                return await future
+            return await asyncio.wait_for(future, timeout)
         finally:
             del self._futures[message_id]
             ids.discard(message_id)
@@ -305,26 +326,18 @@ class Dispatcher:
             if worker is None:
                 worker = await self._wait_for_worker(model_name)
             try:
-                worker.send(request_message)
-            except ConnectionError:
+                return await self._responses.send_and_wait(request_message, worker)
+            except ConnectionClosed:
                 # The worker's socket closed before its exit was noticed:
                 # nothing was sent, so take it out and try another worker.
-                self._release(worker, model_name)
                 if worker in self._ready:
                     self._ready.remove(worker)
                 continue
-            except BaseException:
-                self._release(worker, model_name)
+            except asyncio.CancelledError:
+                self._send_cancel(worker, request_message.id)
                 raise
-            break
-
-        try:
-            return await self._responses.schedule_and_wait(request_message, worker)
-        except asyncio.CancelledError:
-            self._send_cancel(worker, request_message.id)
-            raise
-        finally:
-            self._release(worker, model_name)
+            finally:
+                self._release(worker, model_name)
 
     def _send_cancel(self, worker: Worker, message_id: str) -> None:
         try:
@@ -478,12 +491,8 @@ class Dispatcher:
         return await self._send_update(worker, model_update.copy_with_new_id(), timeout)
 
     async def _send_update(self, worker: Worker, update: ModelUpdateMessage, timeout: float | None) -> ModelResponseMessage:
-        worker.send(update)
-        waiting = self._responses.schedule_and_wait(update, worker)
-        if timeout is None:
-            return await waiting
         try:
-            return await asyncio.wait_for(waiting, timeout)
+            return await self._responses.send_and_wait(update, worker, timeout)
         except asyncio.TimeoutError:
             raise TimeoutError(
                 f"{update.update_type.name} of model {update.model_settings.name!r} "

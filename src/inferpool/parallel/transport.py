@@ -69,6 +69,10 @@ class ConnectionStatistics:
     bytes_sent_out_of_band: int
 
 
+class ConnectionClosed(ConnectionResetError):
+    """A message was not sent because the connection is closed."""
+
+
 class FrameDecodeError(Exception):
     """A frame arrived whole but its payload could not be unpickled."""
 
@@ -134,7 +138,7 @@ class Connection(asyncio.BufferedProtocol):
         """Pickle and write one message; raise if it cannot be pickled or the
         connection is closed."""
         if self._transport is None or self.closed:
-            raise ConnectionResetError("The connection to the worker is closed")
+            raise ConnectionClosed("The connection to the worker is closed")
         head, payload, *buffers = encode_frame(message_id, obj)
         self._transport.write(bytes(head) + payload)
         for buffer in buffers:

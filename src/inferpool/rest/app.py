@@ -127,8 +127,6 @@ class RestApp:
                 content_length = _parse_int_header("Content-Length", value)
             elif key == b"inference-header-content-length":
                 header_length = _parse_int_header("Inference-Header-Content-Length", value)
-        if content_length is not None and content_length > self._max_body:
-            raise _too_large(content_length, self._max_body)
         body: Any = await _read_body(receive, self._max_body)
         if header_length is not None and header_length > len(body):
             raise InvalidRequest(
@@ -282,24 +280,32 @@ def _too_large(size: int, limit: int) -> PayloadTooLarge:
 
 
 async def _read_body(receive: Receive, limit: int) -> bytes:
-    message = await receive()
-    if message["type"] == "http.disconnect":
-        raise ClientDisconnected()
-    body: bytes = message.get("body", b"")
-    if not message.get("more_body", False):
-        if len(body) > limit:
-            raise _too_large(len(body), limit)
-        return body
-    chunks = [body]
-    size = len(body)
+    """Read the whole request body, raising `PayloadTooLarge` past `limit`.
+
+    An oversized body is still read and dropped, up to twice the limit, so
+    that the client finishes sending and reads the 413 instead of seeing its
+    connection reset; past that the connection is closed on it.
+    """
+    chunks: list[bytes] = []
+    size = 0
     while True:
         message = await receive()
         if message["type"] == "http.disconnect":
             raise ClientDisconnected()
-        chunk = message.get("body", b"")
+        chunk: bytes = message.get("body", b"")
+        more = message.get("more_body", False)
         size += len(chunk)
         if size > limit:
+            while more and size <= 2 * limit:
+                message = await receive()
+                if message["type"] == "http.disconnect":
+                    raise ClientDisconnected()
+                size += len(message.get("body", b""))
+                more = message.get("more_body", False)
             raise _too_large(size, limit)
-        chunks.append(chunk)
-        if not message.get("more_body", False):
+        if not more:
+            if not chunks:
+                return chunk
+            chunks.append(chunk)
             return b"".join(chunks)
+        chunks.append(chunk)
