@@ -11,7 +11,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import os
 import signal
 import socket
 from collections.abc import Generator
@@ -111,7 +110,6 @@ class InferpoolServer:
         logger.info("REST server listening on http://%s:%d", self.settings.host, self.http_port)
 
     async def _start_grpc(self) -> None:
-        if os.environ.get("NOGRPC"): return
         from .grpc.server import start_grpc_server
 
         self._grpc = await start_grpc_server(self.repository, self.settings, lambda: self._shutting_down)
