@@ -60,3 +60,4 @@ async def rest_infer(
     response = await model.predict(request)
     response = _complete_response(model, request, response)
     return encode_rest_response(response, request)
+import inferpool.grpc.methods  # noqa: E402, F401 - registers "v2:grpc_infer" (gRPC ModelInfer)
