@@ -192,7 +192,9 @@ async def test_wrong_feature_count_is_invalid_request(
     classifier.save_model(folder / "model.json")
     model = await load_file(folder, write_settings, "./model.json")
 
-    with pytest.raises(InvalidRequest, match="'iris' cannot compute output 'predict'"):
+    with pytest.raises(
+        InvalidRequest, match="'iris' failed to compute output 'predict'"
+    ):
         await model.predict(request_for(iris[0][:2, :3]))
 
 

@@ -1,5 +1,5 @@
-"""What the built-in runtimes share: finding the model file, importing the
-optional library, decoding the features and encoding each requested output.
+"""Helpers shared by the built-in runtimes: finding the model file, importing
+the optional library, decoding the features and encoding each requested output.
 """
 
 from __future__ import annotations
@@ -166,7 +166,7 @@ def encode_prediction(model: MLModel, name: str, value: Any) -> ResponseOutput:
         return NumpyCodec.encode_output(name, array)
     except ValueError as exc:
         raise InferpoolError(
-            f"Model {model.name!r}: output {name!r} cannot be encoded: {exc}"
+            f"Model {model.name!r}: failed to encode output {name!r}: {exc}"
         ) from exc
 
 
@@ -184,7 +184,7 @@ Method = Callable[[Any], Any]
 
 class ModelFileRuntime(MLModel):
     """Base of the built-in runtimes: a model loaded from one file that
-    answers each requested output by calling one method on the features.
+    computes each requested output by calling one method on the features.
 
     A subclass's `load()` fills `self.methods` with the available outputs in
     order, default output first, and may override `prepare_features`.
@@ -213,7 +213,7 @@ class ModelFileRuntime(MLModel):
                 value = self.methods[name](features)
             except self.request_errors as exc:
                 raise InvalidRequest(
-                    f"Model {self.name!r} cannot compute output {name!r} for "
+                    f"Model {self.name!r} failed to compute output {name!r} for "
                     f"this input: {type(exc).__name__}: {exc}"
                 ) from exc
             outputs.append(encode_prediction(self, name, value))

@@ -46,4 +46,6 @@ class LightGBMModel(ModelFileRuntime):
         return True
 
     def _predict(self, features: Any) -> Any:
+        # NOTE: LightGBM predicts with every core by default, so several
+        # workers predicting large batches at once oversubscribe the CPU.
         return self.booster.predict(features)

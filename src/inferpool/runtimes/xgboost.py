@@ -50,6 +50,8 @@ class XGBoostModel(ModelFileRuntime):
             raise ModelLoadError(
                 f"Model {self.name!r}: failed to read model file {str(path)!r}: {exc}"
             ) from exc
+        # NOTE: the booster predicts with every core by default, so several
+        # workers predicting large batches at once oversubscribe the CPU.
         booster = xgboost.Booster()
         try:
             booster.load_model(content)
