@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import shutil
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -17,40 +17,33 @@ from server_helpers import ServerProcess  # noqa: E402
 
 REPOSITORY = Path(__file__).parent / "repository"
 
-# Max gRPC message size of the `small_server` fixture, in bytes.
-SMALL_MAX_MESSAGE = 64 * 1024
-
-
-def copy_repository(target: Path) -> Path:
-    """Copy the test models into `target`, leaving out bytecode caches."""
-    shutil.copytree(
-        REPOSITORY, target, dirs_exist_ok=True, ignore=shutil.ignore_patterns("__pycache__")
-    )
-    return target
+StartServer = Callable[[dict[str, str]], ServerProcess]
 
 
 @pytest.fixture(scope="module")
-def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
-    """One server with a worker process on the test models, for the module.
+def start_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[StartServer]:
+    """Start servers with 2 worker processes on copies of the test models,
+    with extra environment variables; stop them all after the module."""
+    started: list[ServerProcess] = []
 
-    NOTE: one worker, because with two the pool at times never answers the
-    first model loads at startup; that belongs to the pool's own tests.
-    """
-    folder = copy_repository(tmp_path_factory.mktemp("repository"))
-    process = ServerProcess(folder, "--parallel-workers", "1").start()
-    yield process
-    assert process.stop() == 0
+    def start(env: dict[str, str]) -> ServerProcess:
+        folder = tmp_path_factory.mktemp("repository")
+        shutil.copytree(
+            REPOSITORY,
+            folder,
+            dirs_exist_ok=True,
+            ignore=shutil.ignore_patterns("__pycache__"),
+        )
+        process = ServerProcess(folder, "--parallel-workers", "2", env=env)
+        started.append(process.start())
+        return process
+
+    yield start
+    exit_codes = [process.stop() for process in started]
+    assert exit_codes == [0] * len(started)
 
 
 @pytest.fixture(scope="module")
-def small_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
-    """A server whose max gRPC message size is `SMALL_MAX_MESSAGE` bytes."""
-    folder = copy_repository(tmp_path_factory.mktemp("small_repository"))
-    process = ServerProcess(
-        folder,
-        "--parallel-workers",
-        "1",
-        env={"INFERPOOL_GRPC_MAX_MESSAGE_LENGTH": str(SMALL_MAX_MESSAGE)},
-    ).start()
-    yield process
-    assert process.stop() == 0
+def server(start_server: StartServer) -> ServerProcess:
+    """One server on the test models with the default settings."""
+    return start_server({})

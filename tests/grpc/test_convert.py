@@ -51,7 +51,9 @@ def make_request(
 ) -> pb.ModelInferRequest:
     request = InferenceRequest(
         inputs=[
-            RequestInput(name="x", shape=list(array.shape), datatype=datatype, data=array)
+            RequestInput(
+                name="x", shape=list(array.shape), datatype=datatype, data=array
+            )
         ]
     )
     return request_to_proto(request, "echo", raw_inputs=raw)
@@ -70,7 +72,9 @@ def raw_request(
 
 
 def test_peek_model_name_and_version() -> None:
-    body = pb.ModelInferRequest(model_name="iris", model_version="7").SerializeToString()
+    body = pb.ModelInferRequest(
+        model_name="iris", model_version="7"
+    ).SerializeToString()
     assert peek_model(body) == ("iris", "7")
 
 
@@ -195,7 +199,9 @@ def test_request_without_id_or_parameters() -> None:
     assert request.outputs is None
 
 
-def typed_request(datatype: str, shape: list[int], **contents: Any) -> pb.ModelInferRequest:
+def typed_request(
+    datatype: str, shape: list[int], **contents: Any
+) -> pb.ModelInferRequest:
     message = pb.ModelInferRequest(model_name="echo")
     tensor = message.inputs.add(name="x", datatype=datatype, shape=shape)
     for field, values in contents.items():
@@ -206,13 +212,17 @@ def typed_request(datatype: str, shape: list[int], **contents: Any) -> pb.ModelI
 def two_inputs_mixed() -> pb.ModelInferRequest:
     message = typed_request("FP32", [1], fp32_contents=[1.0])
     message.inputs.add(name="y", datatype="FP32", shape=[1])
-    message.raw_input_contents.extend([np.float32(2).tobytes(), np.float32(3).tobytes()])
+    message.raw_input_contents.extend(
+        [np.float32(2).tobytes(), np.float32(3).tobytes()]
+    )
     return message
 
 
 def duplicate_inputs() -> pb.ModelInferRequest:
     message = typed_request("FP32", [1], fp32_contents=[1.0])
-    message.inputs.add(name="x", datatype="FP32", shape=[1]).contents.fp32_contents.append(2)
+    message.inputs.add(
+        name="x", datatype="FP32", shape=[1]
+    ).contents.fp32_contents.append(2)
     return message
 
 
@@ -260,8 +270,10 @@ INVALID_REQUESTS = {
     ),
     "int8 out of range": (
         lambda: typed_request("INT8", [2], int_contents=[1, 200]),
-        r"Input 'x': contents.int_contents\[1\] is out of range for INT8, "
-        r"expected -128 to 127, received 200",
+        (
+            r"Input 'x': contents.int_contents\[1\] is out of range for INT8, "
+            r"expected -128 to 127, received 200"
+        ),
     ),
     "uint16 out of range": (
         lambda: typed_request("UINT16", [1], uint_contents=[70000]),
@@ -269,8 +281,10 @@ INVALID_REQUESTS = {
     ),
     "raw length": (
         lambda: raw_request("FP32", [2, 3], b"\x00" * 20),
-        r"Input 'x': raw_input_contents\[0\] has 20 bytes but shape \[2, 3\] of "
-        r"FP32 needs 24 bytes",
+        (
+            r"Input 'x': raw_input_contents\[0\] has 20 bytes but shape \[2, 3\] of "
+            r"FP32 needs 24 bytes"
+        ),
     ),
     "raw bool value": (
         lambda: raw_request("BOOL", [3], b"\x00\x01\x02"),
@@ -282,8 +296,10 @@ INVALID_REQUESTS = {
     ),
     "raw bytes count": (
         lambda: raw_request("BYTES", [2], b"\x01\x00\x00\x00a"),
-        r"Input 'x': raw_input_contents\[0\]: binary BYTES data contains 1 elements, "
-        r"expected 2",
+        (
+            r"Input 'x': raw_input_contents\[0\]: binary BYTES data contains 1 elements, "
+            r"expected 2"
+        ),
     ),
     "raw count": (
         raw_count_mismatch,
@@ -348,7 +364,9 @@ def test_response_round_trip(datatype: str, raw: bool) -> None:
 
 def test_response_raw_layout() -> None:
     array = np.array([[1, 2], [3, 4]], dtype=np.int32)
-    message = response_to_proto(make_response("INT32", array.T, [2, 2]), raw_outputs=True)
+    message = response_to_proto(
+        make_response("INT32", array.T, [2, 2]), raw_outputs=True
+    )
     assert message.raw_output_contents[0] == np.array([1, 3, 2, 4], "<i4").tobytes()
 
 
@@ -395,7 +413,9 @@ def test_response_parameters() -> None:
         "label": "x",
         "shape": "[1,2]",
     }
-    assert parameters_from_proto(message.outputs[0].parameters) == {"content_type": "np"}
+    assert parameters_from_proto(message.outputs[0].parameters) == {
+        "content_type": "np"
+    }
 
 
 def test_parameters_integer_ranges() -> None:
@@ -403,7 +423,9 @@ def test_parameters_integer_ranges() -> None:
     parameters_to_proto({"small": -(2**63), "large": 2**64 - 1}, message.parameters)
     assert message.parameters["small"].WhichOneof("parameter_choice") == "int64_param"
     assert message.parameters["large"].WhichOneof("parameter_choice") == "uint64_param"
-    with pytest.raises(InferpoolError, match="Parameter 'huge': integer 18446744073709551616"):
+    with pytest.raises(
+        InferpoolError, match="Parameter 'huge': integer 18446744073709551616"
+    ):
         parameters_to_proto({"huge": 2**64}, message.parameters)
 
 
@@ -414,13 +436,25 @@ def test_parameters_from_empty_map() -> None:
 @pytest.mark.parametrize(
     ("datatype", "data", "shape", "pattern"),
     [
-        ("FP32", [1.0, 2.0], [3], r"Output 'y': data has 2 elements but shape \[3\] needs 3"),
+        (
+            "FP32",
+            [1.0, 2.0],
+            [3],
+            r"Output 'y': data has 2 elements but shape \[3\] needs 3",
+        ),
         ("FP9", [1.0], [1], r"Output 'y': unknown datatype 'FP9'"),
         ("INT32", ["a"], [1], r"Output 'y': cannot convert data to INT32"),
-        ("BYTES", [1], [1], r"Output 'y': BYTES element of type int is not bytes or str"),
+        (
+            "BYTES",
+            [1],
+            [1],
+            r"Output 'y': BYTES element of type int is not bytes or str",
+        ),
     ],
 )
-def test_response_invalid(datatype: str, data: Any, shape: list[int], pattern: str) -> None:
+def test_response_invalid(
+    datatype: str, data: Any, shape: list[int], pattern: str
+) -> None:
     with pytest.raises(InferpoolError, match=pattern) as raised:
         response_to_proto(make_response(datatype, data, shape), raw_outputs=True)
     assert raised.value.grpc_status == "INTERNAL"

@@ -183,7 +183,9 @@ def _read_varint(view: memoryview, position: int) -> tuple[int, int]:
             return result, position + 1
         shift += 7
         if shift > 63:
-            raise InvalidRequest("Malformed ModelInferRequest: varint longer than 10 bytes")
+            raise InvalidRequest(
+                "Malformed ModelInferRequest: varint longer than 10 bytes"
+            )
 
 
 # ---------------------------------------------------------------------------
@@ -298,7 +300,11 @@ def request_from_proto(message: pb.ModelInferRequest) -> InferenceRequest:
                     "or for none"
                 )
             array = _array_from_raw(
-                label, datatype, shape, raw_contents[index], f"raw_input_contents[{index}]"
+                label,
+                datatype,
+                shape,
+                raw_contents[index],
+                f"raw_input_contents[{index}]",
             )
         else:
             array = _array_from_contents(label, datatype, shape, tensor.contents)
@@ -359,7 +365,11 @@ def response_from_proto(message: pb.ModelInferResponse) -> InferenceResponse:
         datatype, shape = _check_header(label, tensor.datatype, tensor.shape)
         if uses_raw:
             array = _array_from_raw(
-                label, datatype, shape, raw_contents[index], f"raw_output_contents[{index}]"
+                label,
+                datatype,
+                shape,
+                raw_contents[index],
+                f"raw_output_contents[{index}]",
             )
         else:
             array = _array_from_contents(label, datatype, shape, tensor.contents)
@@ -460,7 +470,9 @@ def _array_from_raw(
                 f"received {int(raw_bytes[bad])}"
             )
     # astype copies, so the array is writable and aligned like a REST input.
-    return np.frombuffer(chunk, dtype=dtype).astype(dtype.newbyteorder("=")).reshape(shape)
+    return (
+        np.frombuffer(chunk, dtype=dtype).astype(dtype.newbyteorder("=")).reshape(shape)
+    )
 
 
 def _array_from_contents(
@@ -592,7 +604,9 @@ def request_to_proto(
     return message
 
 
-def _prepare_tensor(kind: str, tensor: Any) -> tuple[str, Datatype, np.ndarray[Any, Any]]:
+def _prepare_tensor(
+    kind: str, tensor: Any
+) -> tuple[str, Datatype, np.ndarray[Any, Any]]:
     """Return the tensor's label, datatype and data as a flat array of the
     wire dtype (object for BYTES), checked against its shape."""
     label = f"{kind} {tensor.name!r}"
