@@ -11,8 +11,11 @@ loads ``bench_models.NoopModel`` through the pool and calls the returned
 handlers do. The model echoes its input, so the figures are the cost of the
 pool itself: building the request message, pickling it through the worker's
 ``multiprocessing.Queue``, the worker's dispatch, and the way back.
+``dispatch.py`` runs this script and drives inferpool's pool with the same
+driver (``pool_bench.py``) for the side-by-side table.
 
-Reported figures (one JSON object on stdout, readable lines on stderr):
+Reported figures (one JSON object on stdout or in ``--output``, readable
+lines on stderr):
 - ``small``: microseconds of wall time per request for a one-row FP32 [1, 4]
   request, with 1 and with 64 concurrent callers.
 - ``large``: requests/s and MB/s (10**6 bytes of array per second, counted
@@ -23,15 +26,12 @@ Reported figures (one JSON object on stdout, readable lines on stderr):
 from __future__ import annotations
 
 import argparse
-import asyncio
 import json
 import multiprocessing
 import os
-import platform
 import sys
 import tempfile
 import time
-from importlib import metadata
 
 import numpy as np
 import uvloop
@@ -45,12 +45,16 @@ from bench_models import SERVER, NoopModel
 from mlserver.parallel.pool import InferencePool
 from mlserver.settings import ModelSettings, Settings
 from mlserver.types import InferenceRequest, RequestInput
-
-SMALL_ROW = [5.1, 3.5, 1.4, 0.2]
-
-
-def log(message: str) -> None:
-    print(message, file=sys.stderr, flush=True)
+from pool_bench import (
+    SMALL_ROW,
+    add_load_arguments,
+    check_load_arguments,
+    describe_machine,
+    log,
+    make_large_array,
+    measure_large,
+    measure_small,
+)
 
 
 def make_small_request() -> InferenceRequest:
@@ -61,107 +65,13 @@ def make_small_request() -> InferenceRequest:
 def make_large_request(size_bytes: int) -> tuple[InferenceRequest, np.ndarray]:
     # RequestInput.data is a pydantic root model over List or Any, so the
     # array is pickled to the worker as an array, never turned into a list.
-    count = size_bytes // np.dtype(np.float32).itemsize
-    array = np.random.default_rng(0).random(count, dtype=np.float32)
-    tensor = RequestInput(name="input-0", shape=[count], datatype="FP32", data=array)
+    array = make_large_array(size_bytes)
+    tensor = RequestInput(name="input-0", shape=[array.size], datatype="FP32", data=array)
     return InferenceRequest(inputs=[tensor]), array
 
 
-async def run_closed_loop(
-    model, request: InferenceRequest, requests: int, concurrency: int
-) -> float:
-    """Send `requests` predicts from `concurrency` tasks and return the seconds.
-
-    Each task sends its next request when the previous one returns, and the
-    requests are split as evenly as possible between the tasks.
-    """
-    per_task = [requests // concurrency] * concurrency
-    for index in range(requests % concurrency):
-        per_task[index] += 1
-
-    async def caller(count: int) -> None:
-        for _ in range(count):
-            await model.predict(request)
-
-    started = time.perf_counter()
-    await asyncio.gather(*(caller(count) for count in per_task))
-    return time.perf_counter() - started
-
-
-async def measure_small(model, args) -> dict:
-    request = make_small_request()
-    await run_closed_loop(model, request, args.warmup, max(args.concurrency))
-
-    results = {}
-    for concurrency in args.concurrency:
-        elapsed = await run_closed_loop(model, request, args.requests, concurrency)
-        us_per_request = elapsed / args.requests * 1e6
-        results[str(concurrency)] = {
-            "requests": args.requests,
-            "seconds": round(elapsed, 4),
-            "us_per_request": round(us_per_request, 1),
-            "requests_per_s": round(args.requests / elapsed, 1),
-        }
-        log(
-            f"small FP32[1,4], concurrency {concurrency:>3}: "
-            f"{us_per_request:8.1f} us/request "
-            f"({args.requests / elapsed:8.0f} requests/s)"
-        )
-    return results
-
-
-async def measure_large(model, args) -> dict:
-    size_bytes = args.large_mb * 10**6
-    request, array = make_large_request(size_bytes)
-
-    response = await model.predict(request)
-    echoed = np.asarray(response.outputs[0].data.root)
-    if not np.array_equal(echoed, array):
-        raise RuntimeError("NoopModel returned a different array than it was sent")
-
-    await run_closed_loop(
-        model, request, args.large_warmup, max(args.large_concurrency)
-    )
-
-    results = {}
-    for concurrency in args.large_concurrency:
-        elapsed = await run_closed_loop(
-            model, request, args.large_requests, concurrency
-        )
-        requests_per_s = args.large_requests / elapsed
-        mb_per_s = requests_per_s * size_bytes / 10**6
-        results[str(concurrency)] = {
-            "requests": args.large_requests,
-            "seconds": round(elapsed, 4),
-            "requests_per_s": round(requests_per_s, 2),
-            "mb_per_s": round(mb_per_s, 1),
-        }
-        log(
-            f"large FP32 {args.large_mb} MB, concurrency {concurrency:>3}: "
-            f"{mb_per_s:8.1f} MB/s ({requests_per_s:6.2f} requests/s)"
-        )
-    return results
-
-
-def describe_machine() -> dict:
-    cpu_model = "unknown"
-    try:
-        with open("/proc/cpuinfo") as cpuinfo:
-            for line in cpuinfo:
-                if line.startswith("model name"):
-                    cpu_model = line.split(":", 1)[1].strip()
-                    break
-    except OSError:
-        pass
-
-    return {
-        "cpus": os.cpu_count(),
-        "cpu_model": cpu_model,
-        "python": platform.python_version(),
-        "mlserver": metadata.version("mlserver"),
-        "uvloop": metadata.version("uvloop"),
-        "numpy": np.__version__,
-    }
+def output_array(response) -> np.ndarray:
+    return np.asarray(response.outputs[0].data.root)
 
 
 async def benchmark(args, scratch: str) -> dict:
@@ -185,8 +95,13 @@ async def benchmark(args, scratch: str) -> dict:
             f"NoopModel loaded on every worker in {time.perf_counter() - started:.2f} s"
         )
 
-        small = await measure_small(model, args)
-        large = await measure_large(model, args)
+        small = await measure_small(
+            model.predict, make_small_request(), args, "mlserver"
+        )
+        large_request, array = make_large_request(args.large_mb * 10**6)
+        large = await measure_large(
+            model.predict, large_request, array, output_array, args, "mlserver"
+        )
     finally:
         await pool.close()
 
@@ -201,66 +116,20 @@ async def benchmark(args, scratch: str) -> dict:
         "worker_pids": worker_pids,
         "small_us_per_request": small,
         "large_echo": {"array_mb": args.large_mb, "by_concurrency": large},
-        "machine": describe_machine(),
+        "machine": describe_machine(["mlserver", "uvloop", "numpy"]),
     }
 
 
 def parse_args() -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    add_load_arguments(parser)
     parser.add_argument(
-        "--workers", type=int, default=2, help="worker processes in the pool"
-    )
-    parser.add_argument(
-        "--requests",
-        type=int,
-        default=5000,
-        help="small requests measured at each concurrency",
-    )
-    parser.add_argument(
-        "--warmup",
-        type=int,
-        default=1000,
-        help="small requests sent before measuring, not counted",
-    )
-    parser.add_argument(
-        "--concurrency",
-        type=int,
-        nargs="+",
-        default=[1, 64],
-        help="concurrent callers for the small requests",
-    )
-    parser.add_argument(
-        "--large-mb",
-        type=int,
-        default=10,
-        help="size of the echoed float32 array in MB (10**6 bytes)",
-    )
-    parser.add_argument(
-        "--large-requests",
-        type=int,
-        default=40,
-        help="large requests measured at each concurrency",
-    )
-    parser.add_argument(
-        "--large-warmup",
-        type=int,
-        default=4,
-        help="large requests sent before measuring, not counted",
-    )
-    parser.add_argument(
-        "--large-concurrency",
-        type=int,
-        nargs="+",
-        default=[1, 4],
-        help="concurrent callers for the large requests",
+        "--output",
+        help="file to write the JSON result to (default: stdout, where "
+        "MLServer's workers also print their log lines)",
     )
     args = parser.parse_args()
-
-    for name in ("workers", "requests", "large_mb", "large_requests"):
-        if getattr(args, name) < 1:
-            parser.error(f"--{name.replace('_', '-')} must be at least 1")
-    if min(args.concurrency + args.large_concurrency) < 1:
-        parser.error("every concurrency must be at least 1")
+    check_load_arguments(parser, args)
     return args
 
 
@@ -275,8 +144,12 @@ def main() -> None:
     with tempfile.TemporaryDirectory(prefix="mlserver-dispatch-") as scratch:
         # MLServer's own `mlserver start` runs on uvloop too.
         result = uvloop.run(benchmark(args, scratch))
-    json.dump(result, sys.stdout, indent=2)
-    sys.stdout.write("\n")
+    if args.output is None:
+        json.dump(result, sys.stdout, indent=2)
+        sys.stdout.write("\n")
+    else:
+        with open(args.output, "w") as output:
+            json.dump(result, output, indent=2)
 
 
 if __name__ == "__main__":
