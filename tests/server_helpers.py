@@ -101,6 +101,7 @@ class ServerProcess:
             except subprocess.TimeoutExpired:
                 self.process.kill()
                 self.process.wait()
+                self._log.close()
                 raise AssertionError(f"server did not stop within {timeout}s:\n{self.log()}") from None
         self._log.close()
         deadline = time.monotonic() + 5
@@ -127,3 +128,40 @@ class ServerProcess:
         body = None if payload is None else json.dumps(payload)
         status, _, raw = self.request(method, path, body, {"Content-Type": "application/json"})
         return status, json.loads(raw) if raw else None
+
+
+async def raw_request(
+    port: int, method: str, path: str, body: bytes = b"", timeout: float = 30.0
+) -> tuple[int, dict[str, str], bytes]:
+    """Send one HTTP/1.1 request on a new connection with asyncio streams;
+    cheap enough to run thousands at once."""
+    import asyncio
+
+    reader, writer = await asyncio.wait_for(asyncio.open_connection("127.0.0.1", port), timeout)
+    try:
+        head = (
+            f"{method} {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
+            f"Content-Length: {len(body)}\r\nConnection: close\r\n\r\n"
+        )
+        writer.write(head.encode() + body)
+        await writer.drain()
+        raw = await asyncio.wait_for(reader.read(), timeout)
+    finally:
+        writer.close()
+    header_block, _, payload = raw.partition(b"\r\n\r\n")
+    lines = header_block.decode("latin-1").split("\r\n")
+    status = int(lines[0].split()[1])
+    headers = {}
+    for line in lines[1:]:
+        key, _, value = line.partition(":")
+        headers[key.strip().lower()] = value.strip()
+    return status, headers, payload
+
+
+def rss_bytes(pid: int) -> int:
+    """Resident memory of a process, from /proc."""
+    with open(f"/proc/{pid}/status") as status:
+        for line in status:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) * 1024
+    raise ValueError(f"no VmRSS for {pid}")

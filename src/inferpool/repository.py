@@ -11,11 +11,14 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
+from .batching import AdaptiveBatcher
 from .errors import InferpoolError, InvalidRequest, ModelLoadError, ModelNotFound, ModelNotReady
+from .protocol import INFER
 from .settings import ModelSettings, Settings, find_model_settings
 
 logger = logging.getLogger(__name__)
@@ -47,6 +50,8 @@ class ModelVersion:
     metadata: Any = None
     # Whether the pool holds this version, so unloading must reach it.
     loaded: bool = False
+    # The adaptive batcher, for a model with max_batch_size above 1.
+    batcher: AdaptiveBatcher | None = None
 
     @property
     def name(self) -> str:
@@ -71,8 +76,17 @@ class ModelRepository:
     to serve (always true for `LocalPool`).
     """
 
-    def __init__(self, settings: Settings, pool: Pool, pool_ready: Any = None) -> None:
+    def __init__(
+        self,
+        settings: Settings,
+        pool: Pool,
+        pool_ready: Any = None,
+        on_load: Callable[[str, float], None] | None = None,
+        on_batch: Callable[[str, int], None] | None = None,
+    ) -> None:
         self._settings = settings
+        self._on_load = on_load
+        self._on_batch = on_batch
         self._pool = pool
         self._pool_ready = pool_ready or (lambda: True)
         self._models: dict[str, _Model] = {}
@@ -155,14 +169,32 @@ class ModelRepository:
                 raise ModelLoadError(f"Model {settings.name!r} failed to load: {candidate.reason}") from exc
             candidate.state = READY
             candidate.loaded = True
+            candidate.batcher = self._make_batcher(settings)
             candidate.load_seconds = time.perf_counter() - started
             entry.versions[settings.version] = candidate
             entry.default = settings.version
+            if self._on_load is not None:
+                self._on_load(settings.name, candidate.load_seconds)
             logger.info(
                 "Loaded model %r version %r in %.3fs",
                 settings.name, settings.version, candidate.load_seconds,
             )
             return candidate
+
+    def _make_batcher(self, settings: ModelSettings) -> AdaptiveBatcher | None:
+        if settings.max_batch_size <= 1:
+            return None
+        pool = self._pool
+        name, version = settings.name, settings.version
+
+        async def call(request: Any) -> Any:
+            return await pool.call(name, version, INFER, request)
+
+        def on_batch(size: int) -> None:
+            if self._on_batch is not None:
+                self._on_batch(name, size)
+
+        return AdaptiveBatcher(settings.max_batch_size, settings.max_batch_time, call, on_batch)
 
     async def unload(self, name: str, version: str | None = None) -> None:
         """Unload a model (every version when `version` is None).

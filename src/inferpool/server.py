@@ -18,6 +18,7 @@ from typing import Any
 
 import uvicorn
 
+from .metrics import MetricsServer, ServerMetrics, start_metrics_server
 from .parallel import InferencePool, LocalPool
 from .repository import ModelRepository
 from .rest.app import RestApp
@@ -53,14 +54,25 @@ class InferpoolServer:
             def pool_ready() -> bool:
                 return True
 
-        self.repository = ModelRepository(settings, self.pool, pool_ready)
+        statistics = self.pool.statistics if isinstance(self.pool, InferencePool) else None
+        self.metrics = ServerMetrics(statistics)
+        self.repository = ModelRepository(
+            settings, self.pool, pool_ready, on_load=self._on_model_load, on_batch=self._on_batch
+        )
         self._shutting_down = False
         self._stop = asyncio.Event()
-        self.rest_app = RestApp(self.repository, settings, lambda: self._shutting_down)
+        self.rest_app = RestApp(self.repository, settings, lambda: self._shutting_down, self.metrics)
+        self._metrics_server: MetricsServer | None = None
         self._http: _UvicornServer | None = None
         self._grpc: Any = None
         self.http_port: int | None = None
         self.grpc_port: int | None = None
+
+    def _on_model_load(self, name: str, seconds: float) -> None:
+        self.metrics.model_load_seconds.labels(name).observe(seconds)
+
+    def _on_batch(self, name: str, size: int) -> None:
+        self.metrics.batch_size.labels(name).observe(size)
 
     def request_shutdown(self) -> None:
         """Begin the orderly shutdown; safe to call more than once."""
@@ -78,6 +90,7 @@ class InferpoolServer:
         await self.pool.start()
         await self._start_http()
         await self._start_grpc()
+        self._metrics_server = await start_metrics_server(self.metrics, self.settings.host, self.settings.metrics_port)
         if self.settings.load_models_at_startup:
             await self.repository.load_all()
         self.repository.startup_complete = True
@@ -112,7 +125,9 @@ class InferpoolServer:
     async def _start_grpc(self) -> None:
         from .grpc.server import start_grpc_server
 
-        self._grpc = await start_grpc_server(self.repository, self.settings, lambda: self._shutting_down)
+        self._grpc = await start_grpc_server(
+            self.repository, self.settings, lambda: self._shutting_down, self.metrics
+        )
         self.grpc_port = self._grpc.port
         logger.info("gRPC server listening on %s:%d", self.settings.host, self.grpc_port)
 
@@ -150,6 +165,9 @@ class InferpoolServer:
         if grpc_stopped is not None:
             await grpc_stopped
         await self.pool.close()
+        if self._metrics_server is not None:
+            await self._metrics_server.stop()
+            self._metrics_server = None
         logger.info("Server stopped")
 
 

@@ -259,3 +259,25 @@ async def test_local_pool_behaves_like_workers(tmp_path: Path) -> None:
         await pool.call("missing", None, "echo", 1)
 
     await pool.close()
+
+
+async def test_thousand_timeouts_leave_no_entries(make_pool) -> None:
+    pool = await make_pool()
+    await pool.load_model(model_settings("sleep", "SleepModel", max_concurrency=64, max_queue_size=2000))
+    loop = asyncio.get_running_loop()
+    started = loop.time()
+
+    results = await asyncio.gather(
+        *(pool.call("sleep", None, "sleep", 0.5, timeout=0.1) for _ in range(1000)),
+        return_exceptions=True,
+    )
+
+    elapsed = loop.time() - started
+    assert all(isinstance(r, RequestTimeout) for r in results)
+    assert elapsed < 2.0, f"1,000 timeouts of 0.1 s took {elapsed:.2f}s"
+    stats = pool.dispatcher.statistics()
+    assert stats.outstanding == 0
+    assert stats.queued == {}
+    assert sum(stats.in_flight.values()) == 0
+    assert pool.dispatcher._model_in_flight == {}
+    assert await pool.call("sleep", None, "sleep", 0) in {w.pid for w in pool.workers}

@@ -18,10 +18,26 @@ from ..model import MLModel
 from ..parallel.transport import OUT_OF_BAND_MIN_BYTES
 from ..protocol import _complete_response
 from ..registry import protocol_method
+from ..types import InferenceRequest
 from . import grpc_service_pb2 as pb
 from .convert import request_from_proto, response_to_proto
 
 GRPC_INFER = "v2:grpc_infer"
+
+
+def decode_infer_request(body: bytes | memoryview | pickle.PickleBuffer) -> tuple[InferenceRequest, bool]:
+    """Parse and validate a serialised `ModelInferRequest`; return it as an
+    `InferenceRequest` and whether it used raw input contents.
+
+    Raises `InvalidRequest` for bytes that are not a valid request and for
+    every problem that `request_from_proto` rejects.
+    """
+    message = pb.ModelInferRequest()
+    try:
+        message.ParseFromString(memoryview(body))
+    except DecodeError as error:
+        raise InvalidRequest(f"Invalid ModelInferRequest: {error}") from None
+    return request_from_proto(message), len(message.raw_input_contents) > 0
 
 
 @protocol_method(GRPC_INFER)
@@ -41,14 +57,7 @@ async def grpc_infer(
     `ModelInferRequest` and for every problem that `request_from_proto`
     rejects; whatever `predict` raises passes through.
     """
-    message = pb.ModelInferRequest()
-    try:
-        message.ParseFromString(memoryview(body))
-    except DecodeError as error:
-        raise InvalidRequest(f"Invalid ModelInferRequest: {error}") from None
-    request = request_from_proto(message)
-    raw_outputs = len(message.raw_input_contents) > 0
-    del message
+    request, raw_outputs = decode_infer_request(body)
     response = _complete_response(model, request, await model.predict(request))
     encoded: Any = response_to_proto(response, raw_outputs).SerializeToString()
     if len(encoded) >= OUT_OF_BAND_MIN_BYTES:

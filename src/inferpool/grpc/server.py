@@ -30,8 +30,10 @@ Every error becomes a gRPC status from `errors.status_of` with
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import pickle
+import time
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -45,12 +47,15 @@ from ..errors import (
     describe_exception,
     status_of,
 )
+from ..metrics import ServerMetrics
+from ..parallel.pool import call_with_timeout
 from ..parallel.transport import OUT_OF_BAND_MIN_BYTES
 from ..repository import ModelRepository
 from ..settings import Settings
 from . import grpc_service_pb2 as pb
 from .convert import peek_model
-from .methods import GRPC_INFER
+from .convert import response_to_proto
+from .methods import GRPC_INFER, decode_infer_request
 
 logger = logging.getLogger(__name__)
 
@@ -109,26 +114,52 @@ class GrpcServicer:
         repository: ModelRepository,
         settings: Settings,
         shutting_down: ShutdownFlag,
+        metrics: ServerMetrics | None = None,
     ) -> None:
         self._repository = repository
         self._settings = settings
         self._shutting_down = shutting_down
+        self._metrics = metrics
 
     # -- inference fast path ---------------------------------------------------
 
     async def model_infer(self, body: bytes, context: aio.ServicerContext) -> bytes:
         """Route a serialised ModelInferRequest to a worker and return the
         worker's serialised ModelInferResponse."""
+        started = time.perf_counter()
+        name = ""
+        status = "OK"
+        try:
+            name, version = peek_model(body)
+            return await self._model_infer(body, name, version)
+        except asyncio.CancelledError:
+            status = "CANCELLED"
+            raise
+        except Exception as exc:
+            status = status_of(exc)[1]
+            raise
+        finally:
+            if self._metrics is not None:
+                self._metrics.observe_request(name, "grpc", status, time.perf_counter() - started)
+
+    async def _model_infer(self, body: bytes, name: str, version: str | None) -> bytes:
         if self._shutting_down():
             raise ServerShuttingDown("The server is shutting down")
-        name, version = peek_model(body)
         if not name:
             raise InvalidRequest("ModelInferRequest: missing model_name")
         model = self._repository.get_ready(name, version)
+        timeout = model.settings.timeout or self._settings.timeout
+        if model.batcher is not None:
+            # Batched models decode here, where requests from every client
+            # meet, and send merged requests to the workers.
+            request, raw_outputs = decode_infer_request(body)
+            response = await call_with_timeout(
+                model.batcher.predict(request), timeout, f"Request to model {name!r}"
+            )
+            return response_to_proto(response, raw_outputs).SerializeToString()  # type: ignore[no-any-return]
         argument: Any = body
         if len(body) >= OUT_OF_BAND_MIN_BYTES:
             argument = pickle.PickleBuffer(body)
-        timeout = model.settings.timeout or self._settings.timeout
         result = await self._repository.pool.call(
             name, version, GRPC_INFER, argument, timeout=timeout
         )
@@ -302,6 +333,7 @@ async def start_grpc_server(
     repository: ModelRepository,
     settings: Settings,
     shutting_down: ShutdownFlag,
+    metrics: ServerMetrics | None = None,
 ) -> GrpcServer:
     """Start serving on ``settings.host:settings.grpc_port`` (port 0 picks a
     free one) and return the server with its bound port.
@@ -319,7 +351,7 @@ async def start_grpc_server(
         ("grpc.so_reuseport", 0),
     ]
     server = aio.server(options=options)
-    handlers = _method_handlers(GrpcServicer(repository, settings, shutting_down))
+    handlers = _method_handlers(GrpcServicer(repository, settings, shutting_down, metrics))
     server.add_generic_rpc_handlers(
         (grpc.method_handlers_generic_handler(SERVICE_NAME, handlers),)
     )

@@ -12,10 +12,12 @@ Every error is `{"error": "..."}` with the status of `inferpool.errors`.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import pickle
-from collections.abc import Awaitable, Callable, MutableMapping
-from typing import Any
+import time
+from collections.abc import Awaitable, Callable, Coroutine, MutableMapping
+from typing import Any, TypeVar
 
 import msgspec
 from starlette.applications import Starlette
@@ -25,6 +27,9 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from ..errors import InvalidRequest, ModelNotFound, PayloadTooLarge, ServerShuttingDown, describe_exception, status_of
+from ..codecs.rest import decode_rest_request, encode_rest_response
+from ..metrics import ServerMetrics
+from ..parallel.pool import call_with_timeout
 from ..parallel.transport import OUT_OF_BAND_MIN_BYTES
 from ..protocol import REST_INFER
 from ..repository import ModelRepository
@@ -70,8 +75,15 @@ def json_response(content: Any, status: int = 200) -> Response:
 class RestApp:
     """The ASGI application of the REST front end."""
 
-    def __init__(self, repository: ModelRepository, settings: Settings, shutting_down: ShutdownFlag | None = None) -> None:
+    def __init__(
+        self,
+        repository: ModelRepository,
+        settings: Settings,
+        shutting_down: ShutdownFlag | None = None,
+        metrics: ServerMetrics | None = None,
+    ) -> None:
         self._repository = repository
+        self._metrics = metrics
         self._settings = settings
         self._shutting_down = shutting_down or (lambda: False)
         self._max_body = settings.max_body_size
@@ -98,9 +110,13 @@ class RestApp:
     # -- inference fast path -----------------------------------------------------
 
     async def _infer(self, scope: Scope, receive: Receive, send: Send, path: str) -> None:
+        started = time.perf_counter()
+        model_name = ""
         try:
-            status, body, headers = await self._run_infer(scope, receive, path)
+            model_name, version = _parse_infer_path(path)
+            status, body, headers = await self._run_infer(scope, receive, model_name, version)
         except ClientDisconnected:
+            self._observe(model_name, "499", started)
             return
         except Exception as exc:  # noqa: BLE001 - every error becomes a response
             status, grpc_status = status_of(exc)
@@ -113,32 +129,45 @@ class RestApp:
         headers.append((b"content-length", str(len(body)).encode()))
         await send({"type": "http.response.start", "status": status, "headers": headers})
         await send({"type": "http.response.body", "body": body})
+        self._observe(model_name, str(status), started)
 
-    async def _run_infer(self, scope: Scope, receive: Receive, path: str) -> tuple[int, bytes, list[tuple[bytes, bytes]]]:
+    def _observe(self, model_name: str, status: str, started: float) -> None:
+        if self._metrics is not None:
+            self._metrics.observe_request(model_name, "rest", status, time.perf_counter() - started)
+
+    async def _run_infer(
+        self, scope: Scope, receive: Receive, name: str, version: str | None
+    ) -> tuple[int, bytes, list[tuple[bytes, bytes]]]:
         if self._shutting_down():
             raise ServerShuttingDown("The server is shutting down")
-        name, version = _parse_infer_path(path)
         model = self._repository.get_ready(name, version)
 
         header_length: int | None = None
-        content_length: int | None = None
         for key, value in scope["headers"]:
-            if key == b"content-length":
-                content_length = _parse_int_header("Content-Length", value)
-            elif key == b"inference-header-content-length":
+            if key == b"inference-header-content-length":
                 header_length = _parse_int_header("Inference-Header-Content-Length", value)
         body: Any = await _read_body(receive, self._max_body)
         if header_length is not None and header_length > len(body):
             raise InvalidRequest(
                 f"Inference-Header-Content-Length {header_length} is larger than the body ({len(body)} bytes)"
             )
-        if len(body) >= OUT_OF_BAND_MIN_BYTES:
-            body = pickle.PickleBuffer(body)
 
         timeout = model.settings.timeout or self._settings.timeout
-        result_body, result_headers = await self._repository.pool.call(
-            name, version, REST_INFER, body, header_length, timeout=timeout
-        )
+        if model.batcher is not None:
+            # Batched models decode here, where requests from every client
+            # meet, and send merged requests to the workers.
+            request = decode_rest_request(body, header_length)
+            response = await _until_disconnected(
+                receive, call_with_timeout(model.batcher.predict(request), timeout, f"Request to model {name!r}")
+            )
+            result_body, result_headers = encode_rest_response(response, request)
+        else:
+            if len(body) >= OUT_OF_BAND_MIN_BYTES:
+                body = pickle.PickleBuffer(body)
+            result_body, result_headers = await _until_disconnected(
+                receive,
+                self._repository.pool.call(name, version, REST_INFER, body, header_length, timeout=timeout),
+            )
         headers = [(key.lower().encode(), value.encode()) for key, value in result_headers.items()]
         if not isinstance(result_body, bytes):
             result_body = bytes(result_body)
@@ -251,6 +280,49 @@ async def _unexpected_exception_handler(request: Request, exc: Exception) -> Res
     if status >= 500 and grpc_status == "INTERNAL":
         logger.error("%s %s failed: %s", request.method, request.url.path, describe_exception(exc))
     return error_response(exc)
+
+
+T = TypeVar("T")
+
+# A client that disconnects cancels its request, but watching for that costs
+# a task, so the watch starts only once a request has run this long.
+_DISCONNECT_WATCH_DELAY = 0.5
+
+
+async def _until_disconnected(receive: Receive, work: Coroutine[Any, Any, T]) -> T:
+    """Run `work` in the current task; if the client disconnects while it
+    runs, cancel it and raise `ClientDisconnected`.
+
+    The body has been read by then, so the next `receive()` returns only
+    when the client disconnects or the response has been sent.
+    """
+    task = asyncio.current_task()
+    assert task is not None
+    disconnected = False
+    watcher: asyncio.Task[None] | None = None
+
+    async def watch() -> None:
+        nonlocal disconnected
+        message = await receive()
+        if message["type"] == "http.disconnect":
+            disconnected = True
+            task.cancel()
+
+    def start_watching() -> None:
+        nonlocal watcher
+        watcher = asyncio.ensure_future(watch())
+
+    handle = asyncio.get_running_loop().call_later(_DISCONNECT_WATCH_DELAY, start_watching)
+    try:
+        return await work
+    except asyncio.CancelledError:
+        if disconnected:
+            raise ClientDisconnected() from None
+        raise
+    finally:
+        handle.cancel()
+        if watcher is not None:
+            watcher.cancel()
 
 
 def _parse_infer_path(path: str) -> tuple[str, str | None]:
