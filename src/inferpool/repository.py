@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import re
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -65,8 +66,13 @@ class ModelVersion:
 @dataclass
 class _Model:
     versions: dict[str | None, ModelVersion] = field(default_factory=dict)
-    default: str | None = None
     lock: asyncio.Lock = field(default_factory=asyncio.Lock)
+
+
+def _version_key(version: str | None) -> tuple[tuple[int, int | str], ...]:
+    if version is None:
+        return ()
+    return tuple((0, int(part)) if part.isdigit() else (1, part) for part in re.split(r"(\d+)", version) if part)
 
 
 class ModelRepository:
@@ -172,7 +178,6 @@ class ModelRepository:
             candidate.batcher = self._make_batcher(settings)
             candidate.load_seconds = time.perf_counter() - started
             entry.versions[settings.version] = candidate
-            entry.default = settings.version
             if self._on_load is not None:
                 self._on_load(settings.name, candidate.load_seconds)
             logger.info(
@@ -219,26 +224,27 @@ class ModelRepository:
                 logger.info("Unloaded model %r version %r", name, key)
             if not entry.versions:
                 self._models.pop(name, None)
-            elif entry.default not in entry.versions:
-                entry.default = next(reversed(entry.versions))
 
     # -- lookups ---------------------------------------------------------------
 
     def get(self, name: str, version: str | None = None) -> ModelVersion:
         """Return a known model version, whatever its state.
 
-        Raises `ModelNotFound`.
+        Without a version, the default: the highest version that is ready,
+        comparing the numbers inside version names as numbers (`v10` is
+        above `v9`), as Triton's "latest" policy does. Raises
+        `ModelNotFound`.
         """
         entry = self._models.get(name)
         if entry is None or not entry.versions:
             raise ModelNotFound(name, version)
-        key = version if version else entry.default
-        model_version = entry.versions.get(key)
-        if model_version is None and not version and len(entry.versions) == 1:
-            model_version = next(iter(entry.versions.values()))
-        if model_version is None:
-            raise ModelNotFound(name, version)
-        return model_version
+        if version:
+            model_version = entry.versions.get(version)
+            if model_version is None:
+                raise ModelNotFound(name, version)
+            return model_version
+        candidates = [v for v in entry.versions.values() if v.state == READY]
+        return max(candidates or entry.versions.values(), key=lambda v: _version_key(v.version))
 
     def get_ready(self, name: str, version: str | None = None) -> ModelVersion:
         """Return a model version that can serve now.

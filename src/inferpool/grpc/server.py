@@ -161,7 +161,7 @@ class GrpcServicer:
         if len(body) >= OUT_OF_BAND_MIN_BYTES:
             argument = pickle.PickleBuffer(body)
         result = await self._repository.pool.call(
-            name, version, GRPC_INFER, argument, timeout=timeout
+            name, model.version, GRPC_INFER, argument, timeout=timeout
         )
         return result if isinstance(result, bytes) else bytes(result)
 
@@ -196,9 +196,8 @@ class GrpcServicer:
     async def model_metadata(
         self, request: pb.ModelMetadataRequest, context: aio.ServicerContext
     ) -> pb.ModelMetadataResponse:
-        version = request.version or None
-        self._repository.get_ready(request.name, version)
-        metadata = await self._repository.pool.call(request.name, version, "metadata")
+        model = self._repository.get_ready(request.name, request.version or None)
+        metadata = await self._repository.pool.call(request.name, model.version, "metadata")
         response = pb.ModelMetadataResponse(
             name=metadata.name,
             versions=metadata.versions or [],

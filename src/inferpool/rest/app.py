@@ -166,7 +166,7 @@ class RestApp:
                 body = pickle.PickleBuffer(body)
             result_body, result_headers = await _until_disconnected(
                 receive,
-                self._repository.pool.call(name, version, REST_INFER, body, header_length, timeout=timeout),
+                self._repository.pool.call(name, model.version, REST_INFER, body, header_length, timeout=timeout),
             )
         headers = [(key.lower().encode(), value.encode()) for key, value in result_headers.items()]
         if not isinstance(result_body, bytes):
@@ -197,7 +197,7 @@ class RestApp:
         model = self._repository.get_ready(name, version)
         if model.metadata is None:
             model.metadata = msgspec.json.encode(
-                await self._repository.pool.call(name, version, "metadata")
+                await self._repository.pool.call(name, model.version, "metadata")
             )
         return Response(model.metadata, media_type="application/json")
 
