@@ -46,7 +46,12 @@ def process_exists(pid: int) -> bool:
 class ServerProcess:
     """An inferpool server in a child process, on free loopback ports."""
 
-    def __init__(self, folder: str | os.PathLike[str], *args: str, env: dict[str, str] | None = None) -> None:
+    def __init__(
+        self,
+        folder: str | os.PathLike[str],
+        *args: str,
+        env: dict[str, str] | None = None,
+    ) -> None:
         self.folder = str(folder)
         self.http_port = free_port()
         self.grpc_port = free_port()
@@ -63,19 +68,30 @@ class ServerProcess:
 
     def start(self, wait_ready: bool = True, timeout: float = 60.0) -> ServerProcess:
         command = [
-            sys.executable, "-m", "inferpool", "start", self.folder,
-            "--http-port", str(self.http_port),
-            "--grpc-port", str(self.grpc_port),
-            "--metrics-port", str(self.metrics_port),
+            sys.executable,
+            "-m",
+            "inferpool",
+            "start",
+            self.folder,
+            "--http-port",
+            str(self.http_port),
+            "--grpc-port",
+            str(self.grpc_port),
+            "--metrics-port",
+            str(self.metrics_port),
             *self.args,
         ]
         self._log = open(self.log_path, "wb")
-        self.process = subprocess.Popen(command, stdout=self._log, stderr=subprocess.STDOUT, env=self.env)
+        self.process = subprocess.Popen(
+            command, stdout=self._log, stderr=subprocess.STDOUT, env=self.env
+        )
         deadline = time.monotonic() + timeout
         path = "/v2/health/ready" if wait_ready else "/v2/health/live"
         while time.monotonic() < deadline:
             if self.process.poll() is not None:
-                raise RuntimeError(f"server exited with {self.process.returncode}:\n{self.log()}")
+                raise RuntimeError(
+                    f"server exited with {self.process.returncode}:\n{self.log()}"
+                )
             try:
                 with urllib.request.urlopen(self.url + path, timeout=1) as response:
                     if response.status == 200:
@@ -88,7 +104,9 @@ class ServerProcess:
         raise RuntimeError(f"server not ready within {timeout}s:\n{self.log()}")
 
     def log(self) -> str:
-        return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
+        return (
+            self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
+        )
 
     def stop(self, sig: int = signal.SIGTERM, timeout: float = 30.0) -> int:
         """Signal the server, wait for it, and check that no worker is left."""
@@ -102,7 +120,9 @@ class ServerProcess:
                 self.process.kill()
                 self.process.wait()
                 self._log.close()
-                raise AssertionError(f"server did not stop within {timeout}s:\n{self.log()}") from None
+                raise AssertionError(
+                    f"server did not stop within {timeout}s:\n{self.log()}"
+                ) from None
         self._log.close()
         deadline = time.monotonic() + 5
         while any(process_exists(p) for p in pids) and time.monotonic() < deadline:
@@ -113,10 +133,18 @@ class ServerProcess:
         assert not left, f"workers {left} outlived the server"
         return self.process.returncode
 
-    def request(self, method: str, path: str, body: bytes | str | None = None, headers: dict[str, str] | None = None) -> tuple[int, dict[str, str], bytes]:
+    def request(
+        self,
+        method: str,
+        path: str,
+        body: bytes | str | None = None,
+        headers: dict[str, str] | None = None,
+    ) -> tuple[int, dict[str, str], bytes]:
         """Send one HTTP request; return status, headers and body."""
         data = body.encode() if isinstance(body, str) else body
-        request = urllib.request.Request(self.url + path, data=data, method=method, headers=headers or {})
+        request = urllib.request.Request(
+            self.url + path, data=data, method=method, headers=headers or {}
+        )
         try:
             with urllib.request.urlopen(request, timeout=30) as response:
                 return response.status, dict(response.headers), response.read()
@@ -126,7 +154,9 @@ class ServerProcess:
 
     def json(self, method: str, path: str, payload: Any = None) -> tuple[int, Any]:
         body = None if payload is None else json.dumps(payload)
-        status, _, raw = self.request(method, path, body, {"Content-Type": "application/json"})
+        status, _, raw = self.request(
+            method, path, body, {"Content-Type": "application/json"}
+        )
         return status, json.loads(raw) if raw else None
 
 
@@ -137,7 +167,9 @@ async def raw_request(
     cheap enough to run thousands at once."""
     import asyncio
 
-    reader, writer = await asyncio.wait_for(asyncio.open_connection("127.0.0.1", port), timeout)
+    reader, writer = await asyncio.wait_for(
+        asyncio.open_connection("127.0.0.1", port), timeout
+    )
     try:
         head = (
             f"{method} {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"

@@ -40,11 +40,17 @@ class ManualClock:
                 callback()
 
 
-def request(rows: list[list[float]], datatype: str = "FP32", **parameters: Any) -> InferenceRequest:
+def request(
+    rows: list[list[float]], datatype: str = "FP32", **parameters: Any
+) -> InferenceRequest:
     array = np.array(rows, dtype=np.float32 if datatype == "FP32" else np.float64)
     return InferenceRequest(
         id=f"r{rows[0][0]:g}",
-        inputs=[RequestInput(name="x", shape=list(array.shape), datatype=datatype, data=array)],
+        inputs=[
+            RequestInput(
+                name="x", shape=list(array.shape), datatype=datatype, data=array
+            )
+        ],
         parameters=parameters or None,
     )
 
@@ -79,19 +85,25 @@ async def test_batch_flushes_when_full() -> None:
     recorder, clock = Recorder(), ManualClock()
     batcher = AdaptiveBatcher(3, 10.0, recorder, clock=clock)
 
-    responses = await asyncio.gather(*(batcher.predict(request([[i, i]])) for i in range(3)))
+    responses = await asyncio.gather(
+        *(batcher.predict(request([[i, i]])) for i in range(3))
+    )
 
     assert len(recorder.calls) == 1
     assert recorder.calls[0].inputs[0].shape == [3, 2]
     for i, response in enumerate(responses):
         assert response.id == f"r{i}"
-        np.testing.assert_array_equal(NumpyCodec.decode_output(response.outputs[0]), [[2 * i, 2 * i]])
+        np.testing.assert_array_equal(
+            NumpyCodec.decode_output(response.outputs[0]), [[2 * i, 2 * i]]
+        )
 
 
 async def test_batch_flushes_after_max_time() -> None:
     recorder, clock = Recorder(), ManualClock()
     batcher = AdaptiveBatcher(8, 0.005, recorder, clock=clock)
-    pending = [asyncio.ensure_future(batcher.predict(request([[i, i]]))) for i in range(2)]
+    pending = [
+        asyncio.ensure_future(batcher.predict(request([[i, i]]))) for i in range(2)
+    ]
     await settle()
     assert recorder.calls == []
 
@@ -110,7 +122,9 @@ async def test_multi_row_requests_split_by_rows() -> None:
         batcher.predict(request([[1, 1], [2, 2]])), batcher.predict(request([[3, 3]]))
     )
 
-    np.testing.assert_array_equal(NumpyCodec.decode_output(first.outputs[0]), [[2, 2], [4, 4]])
+    np.testing.assert_array_equal(
+        NumpyCodec.decode_output(first.outputs[0]), [[2, 2], [4, 4]]
+    )
     np.testing.assert_array_equal(NumpyCodec.decode_output(second.outputs[0]), [[6, 6]])
     # An output that is not per row is copied to every request.
     assert first.outputs[1].shape == [1]
@@ -140,7 +154,9 @@ async def test_batch_error_reaches_every_request() -> None:
     batcher = AdaptiveBatcher(2, 1.0, Recorder(fail=True), clock=ManualClock())
 
     results = await asyncio.gather(
-        batcher.predict(request([[1, 1]])), batcher.predict(request([[2, 2]])), return_exceptions=True
+        batcher.predict(request([[1, 1]])),
+        batcher.predict(request([[2, 2]])),
+        return_exceptions=True,
     )
 
     assert all(isinstance(r, ArithmeticError) for r in results)
@@ -159,5 +175,7 @@ async def test_cancelled_request_leaves_batch() -> None:
     response = await kept
 
     assert recorder.calls[0].inputs[0].shape == [1, 2]
-    np.testing.assert_array_equal(NumpyCodec.decode_output(response.outputs[0]), [[4, 4]])
+    np.testing.assert_array_equal(
+        NumpyCodec.decode_output(response.outputs[0]), [[4, 4]]
+    )
     assert batcher.statistics.sizes == [1]

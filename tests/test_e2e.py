@@ -15,7 +15,7 @@ import pytest
 import tritonclient.http as httpclient
 
 sys.path.insert(0, str(Path(__file__).parent))
-from server_helpers import ServerProcess  # noqa: E402
+from server_helpers import ServerProcess
 
 EXAMPLES = Path(__file__).parent.parent / "examples"
 
@@ -29,9 +29,16 @@ IRIS_CLASSES = [0, 1, 2]
 @pytest.fixture(scope="module")
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
     folder = tmp_path_factory.mktemp("examples") / "models"
-    shutil.copytree(EXAMPLES / "models", folder, ignore=shutil.ignore_patterns("model.joblib"))
+    shutil.copytree(
+        EXAMPLES / "models", folder, ignore=shutil.ignore_patterns("model.joblib")
+    )
     subprocess.run(
-        [sys.executable, str(EXAMPLES / "train_iris.py"), "--output", str(folder / "iris" / "model.joblib")],
+        [
+            sys.executable,
+            str(EXAMPLES / "train_iris.py"),
+            "--output",
+            str(folder / "iris" / "model.joblib"),
+        ],
         check=True,
     )
     # A model folder exactly as MLServer's documentation writes one.
@@ -69,7 +76,16 @@ def test_iris_with_tritonclient(server: ServerProcess) -> None:
 
 
 def test_iris_with_plain_json(server: ServerProcess) -> None:
-    payload = {"inputs": [{"name": "input-0", "shape": [3, 4], "datatype": "FP32", "data": IRIS_ROWS.tolist()}]}
+    payload = {
+        "inputs": [
+            {
+                "name": "input-0",
+                "shape": [3, 4],
+                "datatype": "FP32",
+                "data": IRIS_ROWS.tolist(),
+            }
+        ]
+    }
 
     status, body = server.json("POST", "/v2/models/iris/infer", payload)
 
@@ -83,9 +99,20 @@ def test_iris_with_plain_json(server: ServerProcess) -> None:
 
 
 def test_mlserver_model_folder_serves_unchanged(server: ServerProcess) -> None:
-    payload = {"inputs": [{"name": "predict", "shape": [3, 4], "datatype": "FP32", "data": IRIS_ROWS.tolist()}]}
+    payload = {
+        "inputs": [
+            {
+                "name": "predict",
+                "shape": [3, 4],
+                "datatype": "FP32",
+                "data": IRIS_ROWS.tolist(),
+            }
+        ]
+    }
 
-    status, body = server.json("POST", "/v2/models/mlserver-iris/versions/v0.1.0/infer", payload)
+    status, body = server.json(
+        "POST", "/v2/models/mlserver-iris/versions/v0.1.0/infer", payload
+    )
 
     assert status == 200
     assert body["model_name"] == "mlserver-iris"

@@ -25,7 +25,7 @@ _TESTS = str(Path(__file__).resolve().parent)
 if _TESTS not in sys.path:
     sys.path.insert(0, _TESTS)
 
-from server_helpers import ServerProcess
+from server_helpers import ServerProcess  # noqa: E402
 
 EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
 TRAIN_SCRIPT = EXAMPLES / "train_iris.py"

@@ -53,7 +53,9 @@ class Clock(Protocol):
 class LoopClock:
     """The running event loop's clock."""
 
-    def call_later(self, delay: float, callback: Callable[[], None]) -> asyncio.TimerHandle:
+    def call_later(
+        self, delay: float, callback: Callable[[], None]
+    ) -> asyncio.TimerHandle:
         return asyncio.get_running_loop().call_later(delay, callback)
 
 
@@ -89,7 +91,9 @@ class AdaptiveBatcher:
         clock: Clock | None = None,
     ) -> None:
         if max_batch_size < 2:
-            raise ValueError(f"max_batch_size must be at least 2 to batch, got {max_batch_size}")
+            raise ValueError(
+                f"max_batch_size must be at least 2 to batch, got {max_batch_size}"
+            )
         self._max_batch_size = max_batch_size
         self._max_batch_time = max(max_batch_time, 0.0)
         self._call = call
@@ -107,7 +111,9 @@ class AdaptiveBatcher:
         batch if the caller is cancelled before the batch is sent.
         """
         rows = _rows_of(request)
-        future: asyncio.Future[InferenceResponse] = asyncio.get_running_loop().create_future()
+        future: asyncio.Future[InferenceResponse] = (
+            asyncio.get_running_loop().create_future()
+        )
         pending = _Pending(request, future, rows)
         self._pending.append(pending)
         if len(self._pending) >= self._max_batch_size:
@@ -154,7 +160,7 @@ class AdaptiveBatcher:
                 merged = _merge([item.request for item in group])
                 response = await self._call(merged)
                 responses = _split(response, [item.rows for item in group])
-        except BaseException as exc:  # noqa: BLE001 - every waiter gets the error
+        except BaseException as exc:
             for item in group:
                 if not item.future.done():
                     item.future.set_exception(exc)
@@ -183,10 +189,17 @@ def _parameters_key(parameters: Any) -> str:
 
 def _batch_key(request: InferenceRequest) -> Any:
     inputs = tuple(
-        (i.name, str(i.datatype), tuple(i.shape[1:]) if i.shape else None, _parameters_key(i.parameters))
+        (
+            i.name,
+            str(i.datatype),
+            tuple(i.shape[1:]) if i.shape else None,
+            _parameters_key(i.parameters),
+        )
         for i in request.inputs
     )
-    outputs = tuple((o.name, _parameters_key(o.parameters)) for o in request.outputs or ())
+    outputs = tuple(
+        (o.name, _parameters_key(o.parameters)) for o in request.outputs or ()
+    )
     rows = {i.shape[0] if i.shape else None for i in request.inputs}
     # Inputs that disagree on their row count cannot be split back.
     return (inputs, outputs, _parameters_key(request.parameters), len(rows) == 1)
@@ -207,7 +220,9 @@ def _merge(requests: list[InferenceRequest]) -> InferenceRequest:
                 parameters=template.parameters,
             )
         )
-    return InferenceRequest(inputs=inputs, outputs=first.outputs, parameters=first.parameters)
+    return InferenceRequest(
+        inputs=inputs, outputs=first.outputs, parameters=first.parameters
+    )
 
 
 def _split(response: InferenceResponse, rows: list[int]) -> list[InferenceResponse]:

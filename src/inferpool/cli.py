@@ -29,17 +29,40 @@ def main() -> None:
 
 @main.command()
 @click.argument("folder", type=click.Path(exists=True, file_okay=False, path_type=Path))
-@click.option("--host", default=None, help="Address to listen on [default: 127.0.0.1; env INFERPOOL_HOST]")
-@click.option("--http-port", type=int, default=None, help="REST port [default: 8080; env INFERPOOL_HTTP_PORT]")
-@click.option("--grpc-port", type=int, default=None, help="gRPC port [default: 8081; env INFERPOOL_GRPC_PORT]")
-@click.option("--metrics-port", type=int, default=None, help="Prometheus metrics port [default: 8082; env INFERPOOL_METRICS_PORT]")
+@click.option(
+    "--host",
+    default=None,
+    help="Address to listen on [default: 127.0.0.1; env INFERPOOL_HOST]",
+)
+@click.option(
+    "--http-port",
+    type=int,
+    default=None,
+    help="REST port [default: 8080; env INFERPOOL_HTTP_PORT]",
+)
+@click.option(
+    "--grpc-port",
+    type=int,
+    default=None,
+    help="gRPC port [default: 8081; env INFERPOOL_GRPC_PORT]",
+)
+@click.option(
+    "--metrics-port",
+    type=int,
+    default=None,
+    help="Prometheus metrics port [default: 8082; env INFERPOOL_METRICS_PORT]",
+)
 @click.option(
     "--parallel-workers",
     type=click.IntRange(min=0),
     default=None,
     help="Worker processes; 0 runs models in the server process [default: 1; env INFERPOOL_PARALLEL_WORKERS]",
 )
-@click.option("--log-level", default=None, help="Logging level [default: INFO; env INFERPOOL_LOG_LEVEL]")
+@click.option(
+    "--log-level",
+    default=None,
+    help="Logging level [default: INFO; env INFERPOOL_LOG_LEVEL]",
+)
 def start(folder: Path, **flags: Any) -> None:
     """Serve every model folder under FOLDER (one model-settings.json each,
     found recursively), with server settings from FOLDER/settings.json,

@@ -150,7 +150,11 @@ def describe_exception(exc: BaseException) -> str:
     if isinstance(exc, InferpoolError):
         return exc.message
     cls = type(exc)
-    name = cls.__qualname__ if cls.__module__ == "builtins" else f"{cls.__module__}.{cls.__qualname__}"
+    name = (
+        cls.__qualname__
+        if cls.__module__ == "builtins"
+        else f"{cls.__module__}.{cls.__qualname__}"
+    )
     text = str(exc)
     return f"{name}: {text}" if text else name
 

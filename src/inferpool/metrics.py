@@ -21,7 +21,21 @@ from prometheus_client.registry import Collector
 logger = logging.getLogger(__name__)
 
 _LATENCY_BUCKETS = (
-    0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0,
+    0.0005,
+    0.001,
+    0.0025,
+    0.005,
+    0.01,
+    0.025,
+    0.05,
+    0.1,
+    0.25,
+    0.5,
+    1.0,
+    2.5,
+    5.0,
+    10.0,
+    30.0,
 )
 _BATCH_BUCKETS = (1, 2, 4, 8, 16, 32, 64, 128, 256, 512)
 
@@ -34,16 +48,30 @@ class _PoolCollector(Collector):
         stats = self._statistics()
         if stats is None:
             return
-        workers = GaugeMetricFamily("inferpool_workers", "Worker processes started", value=stats.workers)
-        ready = GaugeMetricFamily("inferpool_workers_ready", "Worker processes receiving requests", value=stats.ready_workers)
-        restarts = CounterMetricFamily("inferpool_worker_restarts", "Workers started to replace one that died", value=stats.restarts)
+        workers = GaugeMetricFamily(
+            "inferpool_workers", "Worker processes started", value=stats.workers
+        )
+        ready = GaugeMetricFamily(
+            "inferpool_workers_ready",
+            "Worker processes receiving requests",
+            value=stats.ready_workers,
+        )
+        restarts = CounterMetricFamily(
+            "inferpool_worker_restarts",
+            "Workers started to replace one that died",
+            value=stats.restarts,
+        )
         in_flight = GaugeMetricFamily(
-            "inferpool_worker_requests_in_flight", "Requests sent to a worker and not answered yet", labels=["pid"]
+            "inferpool_worker_requests_in_flight",
+            "Requests sent to a worker and not answered yet",
+            labels=["pid"],
         )
         for pid, count in stats.dispatcher.in_flight.items():
             in_flight.add_metric([str(pid)], count)
         queued = GaugeMetricFamily(
-            "inferpool_queue_depth", "Requests waiting in the dispatcher's queue for a worker", labels=["model"]
+            "inferpool_queue_depth",
+            "Requests waiting in the dispatcher's queue for a worker",
+            labels=["model"],
         )
         for model, count in stats.dispatcher.queued.items():
             queued.add_metric([model], count)
@@ -88,7 +116,9 @@ class ServerMetrics:
         # microseconds per call, which the hot path should not pay.
         self._children: dict[tuple[str, str, str], tuple[Any, Any]] = {}
 
-    def observe_request(self, model: str, protocol: str, status: str, seconds: float) -> None:
+    def observe_request(
+        self, model: str, protocol: str, status: str, seconds: float
+    ) -> None:
         key = (model, protocol, status)
         children = self._children.get(key)
         if children is None:
@@ -108,7 +138,9 @@ class ServerMetrics:
 class MetricsServer:
     """A minimal HTTP server for `GET /metrics` on its own port."""
 
-    def __init__(self, metrics: ServerMetrics, server: asyncio.base_events.Server, port: int) -> None:
+    def __init__(
+        self, metrics: ServerMetrics, server: asyncio.base_events.Server, port: int
+    ) -> None:
         self._metrics = metrics
         self._server = server
         self.port = port
@@ -118,10 +150,14 @@ class MetricsServer:
         await self._server.wait_closed()
 
 
-async def start_metrics_server(metrics: ServerMetrics, host: str, port: int) -> MetricsServer:
+async def start_metrics_server(
+    metrics: ServerMetrics, host: str, port: int
+) -> MetricsServer:
     """Serve `metrics` at `http://host:port/metrics`."""
 
-    async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+    async def handle(
+        reader: asyncio.StreamReader, writer: asyncio.StreamWriter
+    ) -> None:
         try:
             request_line = await asyncio.wait_for(reader.readline(), 10)
             # Read and drop the headers; the request has no body.
@@ -130,13 +166,26 @@ async def start_metrics_server(metrics: ServerMetrics, host: str, port: int) -> 
                 if line in (b"\r\n", b"\n", b""):
                     break
             parts = request_line.decode("latin-1").split()
-            if len(parts) >= 2 and parts[0] == "GET" and parts[1].split("?")[0] == "/metrics":
-                body, status, content_type = metrics.render(), "200 OK", CONTENT_TYPE_LATEST
+            if (
+                len(parts) >= 2
+                and parts[0] == "GET"
+                and parts[1].split("?")[0] == "/metrics"
+            ):
+                body, status, content_type = (
+                    metrics.render(),
+                    "200 OK",
+                    CONTENT_TYPE_LATEST,
+                )
             else:
-                body, status, content_type = b'{"error":"Not found"}', "404 Not Found", "application/json"
+                body, status, content_type = (
+                    b'{"error":"Not found"}',
+                    "404 Not Found",
+                    "application/json",
+                )
             writer.write(
                 f"HTTP/1.1 {status}\r\nContent-Type: {content_type}\r\n"
-                f"Content-Length: {len(body)}\r\nConnection: close\r\n\r\n".encode() + body
+                f"Content-Length: {len(body)}\r\nConnection: close\r\n\r\n".encode()
+                + body
             )
             await writer.drain()
         except (asyncio.TimeoutError, ConnectionError):

@@ -61,9 +61,7 @@ class MLModel:
 
         def tensors(declared: list[Any]) -> list[MetadataTensor]:
             return [
-                MetadataTensor(
-                    name=t.name, datatype=t.datatype, shape=list(t.shape)
-                )
+                MetadataTensor(name=t.name, datatype=t.datatype, shape=list(t.shape))
                 for t in declared
             ]
 

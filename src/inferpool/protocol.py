@@ -23,7 +23,9 @@ REST_INFER = "v2:rest_infer"
 INFER = "v2:infer"
 
 
-def _complete_response(model: MLModel, request: InferenceRequest, response: Any) -> InferenceResponse:
+def _complete_response(
+    model: MLModel, request: InferenceRequest, response: Any
+) -> InferenceResponse:
     if not isinstance(response, InferenceResponse):
         raise InferpoolError(
             f"Model {model.name!r} returned {type(response).__name__} from predict(), "
@@ -60,4 +62,6 @@ async def rest_infer(
     response = await model.predict(request)
     response = _complete_response(model, request, response)
     return encode_rest_response(response, request)
+
+
 import inferpool.grpc.methods  # noqa: E402, F401 - registers "v2:grpc_infer" (gRPC ModelInfer)

@@ -96,7 +96,9 @@ class ModelRegistry:
         return sum(len(versions) for versions in self._models.values())
 
     def models(self) -> list[MLModel]:
-        return [model for versions in self._models.values() for model in versions.values()]
+        return [
+            model for versions in self._models.values() for model in versions.values()
+        ]
 
     def get(self, name: str, version: str | None = None) -> MLModel:
         """Return the model; raise `ModelNotFound` if it is not loaded here."""
@@ -127,7 +129,9 @@ class ModelRegistry:
                 f"Model {settings.name!r} failed to load: {type(exc).__name__}: {exc}"
             ) from exc
         if loaded is False:
-            raise ModelLoadError(f"Model {settings.name!r} failed to load: load() returned False")
+            raise ModelLoadError(
+                f"Model {settings.name!r} failed to load: load() returned False"
+            )
         model.ready = True
 
         version = settings.version
@@ -165,7 +169,9 @@ class ModelRegistry:
         try:
             await model.unload()
         except Exception:
-            logger.exception("Model %r version %r raised in unload()", model.name, model.version)
+            logger.exception(
+                "Model %r version %r raised in unload()", model.name, model.version
+            )
 
     async def call(
         self,

@@ -18,7 +18,13 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from .batching import AdaptiveBatcher
-from .errors import InferpoolError, InvalidRequest, ModelLoadError, ModelNotFound, ModelNotReady
+from .errors import (
+    InferpoolError,
+    InvalidRequest,
+    ModelLoadError,
+    ModelNotFound,
+    ModelNotReady,
+)
 from .protocol import INFER
 from .settings import ModelSettings, Settings, find_model_settings
 
@@ -29,7 +35,15 @@ class Pool(Protocol):
     async def start(self) -> None: ...
     async def load_model(self, settings: ModelSettings) -> None: ...
     async def unload_model(self, settings: ModelSettings) -> None: ...
-    async def call(self, model_name: str, model_version: str | None, method_name: str, *args: Any, timeout: float | None = None, **kwargs: Any) -> Any: ...
+    async def call(
+        self,
+        model_name: str,
+        model_version: str | None,
+        method_name: str,
+        *args: Any,
+        timeout: float | None = None,
+        **kwargs: Any,
+    ) -> Any: ...
     async def close(self, drain_timeout: float | None = None) -> None: ...
 
 
@@ -72,7 +86,11 @@ class _Model:
 def _version_key(version: str | None) -> tuple[tuple[int, int | str], ...]:
     if version is None:
         return ()
-    return tuple((0, int(part)) if part.isdigit() else (1, part) for part in re.split(r"(\d+)", version) if part)
+    return tuple(
+        (0, int(part)) if part.isdigit() else (1, part)
+        for part in re.split(r"(\d+)", version)
+        if part
+    )
 
 
 class ModelRepository:
@@ -121,7 +139,9 @@ class ModelRepository:
                 found.append(ModelSettings.from_file(path))
             except InvalidRequest as exc:
                 logger.error("Skipping %s: %s", path, exc)
-                broken = ModelSettings(name=path.parent.name, source_dir=str(path.parent))
+                broken = ModelSettings(
+                    name=path.parent.name, source_dir=str(path.parent)
+                )
                 entry = self._models.setdefault(broken.name, _Model())
                 entry.versions[None] = ModelVersion(broken, UNAVAILABLE, str(exc))
         return found
@@ -167,12 +187,16 @@ class ModelRepository:
                 candidate.reason = str(exc)
                 if previous is None or previous.state != READY:
                     entry.versions[settings.version] = candidate
-                raise exc if isinstance(exc, ModelLoadError) else ModelLoadError(str(exc)) from exc
+                raise (
+                    exc if isinstance(exc, ModelLoadError) else ModelLoadError(str(exc))
+                ) from exc
             except Exception as exc:
                 candidate.state = UNAVAILABLE
                 candidate.reason = f"{type(exc).__name__}: {exc}"
                 entry.versions[settings.version] = candidate
-                raise ModelLoadError(f"Model {settings.name!r} failed to load: {candidate.reason}") from exc
+                raise ModelLoadError(
+                    f"Model {settings.name!r} failed to load: {candidate.reason}"
+                ) from exc
             candidate.state = READY
             candidate.loaded = True
             candidate.batcher = self._make_batcher(settings)
@@ -182,7 +206,9 @@ class ModelRepository:
                 self._on_load(settings.name, candidate.load_seconds)
             logger.info(
                 "Loaded model %r version %r in %.3fs",
-                settings.name, settings.version, candidate.load_seconds,
+                settings.name,
+                settings.version,
+                candidate.load_seconds,
             )
             return candidate
 
@@ -199,7 +225,9 @@ class ModelRepository:
             if self._on_batch is not None:
                 self._on_batch(name, size)
 
-        return AdaptiveBatcher(settings.max_batch_size, settings.max_batch_time, call, on_batch)
+        return AdaptiveBatcher(
+            settings.max_batch_size, settings.max_batch_time, call, on_batch
+        )
 
     async def unload(self, name: str, version: str | None = None) -> None:
         """Unload a model (every version when `version` is None).
@@ -244,7 +272,9 @@ class ModelRepository:
                 raise ModelNotFound(name, version)
             return model_version
         candidates = [v for v in entry.versions.values() if v.state == READY]
-        return max(candidates or entry.versions.values(), key=lambda v: _version_key(v.version))
+        return max(
+            candidates or entry.versions.values(), key=lambda v: _version_key(v.version)
+        )
 
     def get_ready(self, name: str, version: str | None = None) -> ModelVersion:
         """Return a model version that can serve now.
@@ -271,7 +301,9 @@ class ModelRepository:
         if not self.startup_complete or not self._pool_ready():
             return False
         return all(
-            v.state == READY for entry in self._models.values() for v in entry.versions.values()
+            v.state == READY
+            for entry in self._models.values()
+            for v in entry.versions.values()
         )
 
     def versions(self) -> list[ModelVersion]:

@@ -54,14 +54,22 @@ class InferpoolServer:
             def pool_ready() -> bool:
                 return True
 
-        statistics = self.pool.statistics if isinstance(self.pool, InferencePool) else None
+        statistics = (
+            self.pool.statistics if isinstance(self.pool, InferencePool) else None
+        )
         self.metrics = ServerMetrics(statistics)
         self.repository = ModelRepository(
-            settings, self.pool, pool_ready, on_load=self._on_model_load, on_batch=self._on_batch
+            settings,
+            self.pool,
+            pool_ready,
+            on_load=self._on_model_load,
+            on_batch=self._on_batch,
         )
         self._shutting_down = False
         self._stop = asyncio.Event()
-        self.rest_app = RestApp(self.repository, settings, lambda: self._shutting_down, self.metrics)
+        self.rest_app = RestApp(
+            self.repository, settings, lambda: self._shutting_down, self.metrics
+        )
         self._metrics_server: MetricsServer | None = None
         self._http: _UvicornServer | None = None
         self._grpc: Any = None
@@ -90,11 +98,16 @@ class InferpoolServer:
         await self.pool.start()
         await self._start_http()
         await self._start_grpc()
-        self._metrics_server = await start_metrics_server(self.metrics, self.settings.host, self.settings.metrics_port)
+        self._metrics_server = await start_metrics_server(
+            self.metrics, self.settings.host, self.settings.metrics_port
+        )
         if self.settings.load_models_at_startup:
             await self.repository.load_all()
         self.repository.startup_complete = True
-        logger.info("Server ready: %d model version(s) loaded", sum(1 for v in self.repository.versions() if v.state == "READY"))
+        logger.info(
+            "Server ready: %d model version(s) loaded",
+            sum(1 for v in self.repository.versions() if v.state == "READY"),
+        )
 
     async def _start_http(self) -> None:
         config = uvicorn.Config(
@@ -110,7 +123,9 @@ class InferpoolServer:
             timeout_keep_alive=30,
         )
         self._http = _UvicornServer(config)
-        sock = socket.socket(socket.AF_INET6 if ":" in self.settings.host else socket.AF_INET)
+        sock = socket.socket(
+            socket.AF_INET6 if ":" in self.settings.host else socket.AF_INET
+        )
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         sock.bind((self.settings.host, self.settings.http_port))
         self.http_port = sock.getsockname()[1]
@@ -120,7 +135,9 @@ class InferpoolServer:
                 self._http_task.result()
                 raise RuntimeError("The REST server stopped while starting")
             await asyncio.sleep(0.01)
-        logger.info("REST server listening on http://%s:%d", self.settings.host, self.http_port)
+        logger.info(
+            "REST server listening on http://%s:%d", self.settings.host, self.http_port
+        )
 
     async def _start_grpc(self) -> None:
         from .grpc.server import start_grpc_server
@@ -129,7 +146,9 @@ class InferpoolServer:
             self.repository, self.settings, lambda: self._shutting_down, self.metrics
         )
         self.grpc_port = self._grpc.port
-        logger.info("gRPC server listening on %s:%d", self.settings.host, self.grpc_port)
+        logger.info(
+            "gRPC server listening on %s:%d", self.settings.host, self.grpc_port
+        )
 
     async def serve_until_stopped(self) -> None:
         """Run until SIGINT or SIGTERM, or `request_shutdown`, then shut
@@ -152,7 +171,9 @@ class InferpoolServer:
         if self._grpc is not None:
             # Stops accepting at once and lets in-flight calls finish within
             # the drain timeout, alongside the REST server below.
-            grpc_stopped = asyncio.ensure_future(self._grpc.stop(self.settings.drain_timeout))
+            grpc_stopped = asyncio.ensure_future(
+                self._grpc.stop(self.settings.drain_timeout)
+            )
             self._grpc = None
         if self._http is not None:
             self._http.should_exit = True

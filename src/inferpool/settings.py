@@ -95,7 +95,9 @@ class ModelSettings(BaseModel):
         try:
             raw = json.loads(path.read_text())
         except (OSError, ValueError) as exc:
-            raise InvalidRequest(f"Invalid model settings file {str(path)!r}: {exc}") from None
+            raise InvalidRequest(
+                f"Invalid model settings file {str(path)!r}: {exc}"
+            ) from None
         if not isinstance(raw, dict):
             raise InvalidRequest(
                 f"Invalid model settings file {str(path)!r}: expected a JSON object, got {type(raw).__name__}"
@@ -105,7 +107,9 @@ class ModelSettings(BaseModel):
         try:
             return cls.model_validate(raw)
         except ValueError as exc:
-            raise InvalidRequest(f"Invalid model settings file {str(path)!r}: {exc}") from None
+            raise InvalidRequest(
+                f"Invalid model settings file {str(path)!r}: {exc}"
+            ) from None
 
     def resolve_uri(self) -> str | None:
         """Return `parameters.uri` made absolute against the model's folder."""
@@ -174,7 +178,9 @@ class Settings(BaseSettings):
                 try:
                     file_values = json.loads(path.read_text())
                 except ValueError as exc:
-                    raise InvalidRequest(f"Invalid settings file {str(path)!r}: {exc}") from None
+                    raise InvalidRequest(
+                        f"Invalid settings file {str(path)!r}: {exc}"
+                    ) from None
             file_values.setdefault("model_repository_root", str(folder))
 
         # Environment variables override the file: pass the file's values as

@@ -42,7 +42,9 @@ async def test_least_loaded_avoids_busy_worker(make_pool) -> None:
     await pool.load_model(model_settings("sleep", "SleepModel"))
     slow = asyncio.ensure_future(pool.call("sleep", None, "sleep", 1.0))
     await wait_until(lambda: pool.dispatcher.statistics().outstanding == 1)
-    busy_pid = next(pid for pid, n in pool.dispatcher.statistics().in_flight.items() if n)
+    busy_pid = next(
+        pid for pid, n in pool.dispatcher.statistics().in_flight.items() if n
+    )
 
     quick = [await pool.call("sleep", None, "sleep", 0) for _ in range(5)]
 
@@ -68,7 +70,9 @@ async def test_resolve_returns_result_to_waiter(pool: InferencePool) -> None:
 async def test_resolve_raises_exception_in_waiter(pool: InferencePool) -> None:
     responses = AsyncResponses()
     message = ModelRequestMessage("echo", None, "echo", (1,))
-    waiting = asyncio.ensure_future(responses.schedule_and_wait(message, pool.workers[0]))
+    waiting = asyncio.ensure_future(
+        responses.schedule_and_wait(message, pool.workers[0])
+    )
     await asyncio.sleep(0)
 
     responses.resolve(ModelResponseMessage(message.id, exception=KeyError("gone")))
@@ -92,14 +96,19 @@ async def test_cancel_fails_in_flight_with_exit_code(pool: InferencePool) -> Non
     worker, other = pool.workers
     on_worker = [ModelRequestMessage("echo", None, "echo", (i,)) for i in range(3)]
     on_other = ModelRequestMessage("echo", None, "echo", (9,))
-    waiting = [asyncio.ensure_future(responses.schedule_and_wait(m, worker)) for m in on_worker]
+    waiting = [
+        asyncio.ensure_future(responses.schedule_and_wait(m, worker)) for m in on_worker
+    ]
     spared = asyncio.ensure_future(responses.schedule_and_wait(on_other, other))
     await asyncio.sleep(0)
 
     responses.cancel(worker, -9)
 
     for future in waiting:
-        with pytest.raises(WorkerStop, match=rf"^Worker with PID {worker.pid} stopped unexpectedly with exit code -9$"):
+        with pytest.raises(
+            WorkerStop,
+            match=rf"^Worker with PID {worker.pid} stopped unexpectedly with exit code -9$",
+        ):
             await future
     assert not spared.done()
     responses.resolve(ModelResponseMessage(on_other.id, return_value=9))
@@ -110,7 +119,11 @@ async def test_load_reaches_every_worker(make_pool, tmp_path: Path) -> None:
     log = tmp_path / "loads.log"
     pool = await make_pool(parallel_workers=3)
 
-    await pool.load_model(model_settings("counter", "LoadCounterModel", parameters={"extra": {"log": str(log)}}))
+    await pool.load_model(
+        model_settings(
+            "counter", "LoadCounterModel", parameters={"extra": {"log": str(log)}}
+        )
+    )
 
     loads = Counter(line.split()[1] for line in log.read_text().splitlines())
     assert sorted(int(pid) for pid in loads) == sorted(w.pid for w in pool.workers)
@@ -120,19 +133,31 @@ async def test_load_reaches_every_worker(make_pool, tmp_path: Path) -> None:
 async def test_unload_reaches_every_worker(make_pool, tmp_path: Path) -> None:
     log = tmp_path / "loads.log"
     pool = await make_pool()
-    settings = model_settings("counter", "LoadCounterModel", parameters={"extra": {"log": str(log)}})
+    settings = model_settings(
+        "counter", "LoadCounterModel", parameters={"extra": {"log": str(log)}}
+    )
     await pool.load_model(settings)
 
     await pool.unload_model(settings)
 
-    unloads = [line.split()[1] for line in log.read_text().splitlines() if line.startswith("unload")]
+    unloads = [
+        line.split()[1]
+        for line in log.read_text().splitlines()
+        if line.startswith("unload")
+    ]
     assert sorted(int(pid) for pid in unloads) == sorted(w.pid for w in pool.workers)
 
 
-async def test_restarted_worker_loads_models_before_traffic(make_pool, tmp_path: Path) -> None:
+async def test_restarted_worker_loads_models_before_traffic(
+    make_pool, tmp_path: Path
+) -> None:
     log = tmp_path / "loads.log"
     pool = await make_pool()
-    await pool.load_model(model_settings("counter", "LoadCounterModel", parameters={"extra": {"log": str(log)}}))
+    await pool.load_model(
+        model_settings(
+            "counter", "LoadCounterModel", parameters={"extra": {"log": str(log)}}
+        )
+    )
     await pool.load_model(model_settings("echo", "EchoModel"))
     victim, survivor = pool.workers
 
@@ -152,10 +177,15 @@ async def test_restarted_worker_loads_models_before_traffic(make_pool, tmp_path:
 async def test_queue_full_raises_overloaded(make_pool) -> None:
     pool = await make_pool(max_concurrency=1, max_queue_size=2)
     await pool.load_model(model_settings("sleep", "SleepModel"))
-    running = [asyncio.ensure_future(pool.call("sleep", None, "sleep", 0.5)) for _ in range(4)]
+    running = [
+        asyncio.ensure_future(pool.call("sleep", None, "sleep", 0.5)) for _ in range(4)
+    ]
     await wait_until(lambda: pool.dispatcher.statistics().queued.get("sleep") == 2)
 
-    with pytest.raises(ServerOverloaded, match=r"^Model 'sleep' is overloaded: 2 requests are queued, the limit is 2; retry later$"):
+    with pytest.raises(
+        ServerOverloaded,
+        match=r"^Model 'sleep' is overloaded: 2 requests are queued, the limit is 2; retry later$",
+    ):
         await pool.call("sleep", None, "sleep", 0)
 
     assert len(set(await asyncio.gather(*running))) == 2
@@ -164,7 +194,9 @@ async def test_queue_full_raises_overloaded(make_pool) -> None:
 async def test_model_setting_overrides_concurrency(make_pool) -> None:
     pool = await make_pool(parallel_workers=1, max_concurrency=8)
     await pool.load_model(model_settings("sleep", "SleepModel", max_concurrency=2))
-    running = [asyncio.ensure_future(pool.call("sleep", None, "sleep", 0.3)) for _ in range(5)]
+    running = [
+        asyncio.ensure_future(pool.call("sleep", None, "sleep", 0.3)) for _ in range(5)
+    ]
 
     await wait_until(lambda: pool.dispatcher.statistics().queued.get("sleep") == 3)
 
@@ -175,7 +207,9 @@ async def test_model_setting_overrides_concurrency(make_pool) -> None:
 async def test_queued_requests_survive_worker_death(make_pool) -> None:
     pool = await make_pool(max_concurrency=1)
     await pool.load_model(model_settings("sleep", "SleepModel"))
-    requests = [asyncio.ensure_future(pool.call("sleep", None, "sleep", 0.3)) for _ in range(6)]
+    requests = [
+        asyncio.ensure_future(pool.call("sleep", None, "sleep", 0.3)) for _ in range(6)
+    ]
     await wait_until(lambda: pool.dispatcher.statistics().queued.get("sleep") == 4)
     victim = pool.workers[0]
 

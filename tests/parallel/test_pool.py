@@ -17,30 +17,46 @@ import numpy as np
 import pytest
 from pool_helpers import FIXTURES_DIR, model_settings, process_exists, wait_until
 
-from inferpool import ModelError, ModelLoadError, ModelNotFound, RequestTimeout, Settings
+from inferpool import (
+    ModelError,
+    ModelLoadError,
+    ModelNotFound,
+    RequestTimeout,
+    Settings,
+)
 from inferpool.parallel import InferencePool, LocalPool, WorkerStop
 
 
 async def test_sigkill_fails_only_in_flight_requests(make_pool) -> None:
     pool = await make_pool()
     await pool.load_model(model_settings("sleep", "SleepModel"))
-    requests = [asyncio.ensure_future(pool.call("sleep", None, "sleep", 0.05)) for _ in range(64)]
+    requests = [
+        asyncio.ensure_future(pool.call("sleep", None, "sleep", 0.05))
+        for _ in range(64)
+    ]
     await wait_until(lambda: pool.dispatcher.statistics().outstanding == 16)
     victim = pool.workers[0]
     in_flight_on_victim = pool.dispatcher.statistics().in_flight[victim.pid]
 
     os.kill(victim.pid, signal.SIGKILL)
-    results = await asyncio.wait_for(asyncio.gather(*requests, return_exceptions=True), 30)
+    results = await asyncio.wait_for(
+        asyncio.gather(*requests, return_exceptions=True), 30
+    )
 
     failures = [r for r in results if isinstance(r, BaseException)]
     assert len(failures) == in_flight_on_victim
     for failure in failures:
         assert isinstance(failure, WorkerStop)
-        assert str(failure) == f"Worker with PID {victim.pid} stopped unexpectedly with exit code -9"
+        assert (
+            str(failure)
+            == f"Worker with PID {victim.pid} stopped unexpectedly with exit code -9"
+        )
     successes = [r for r in results if not isinstance(r, BaseException)]
     assert len(successes) == 64 - in_flight_on_victim
     await wait_until(lambda: pool.statistics().restarts == 1)
-    pids = await asyncio.gather(*(pool.call("sleep", None, "sleep", 0) for _ in range(20)))
+    pids = await asyncio.gather(
+        *(pool.call("sleep", None, "sleep", 0) for _ in range(20))
+    )
     assert victim.pid not in pids
     assert len(set(pids)) == 2
 
@@ -50,7 +66,10 @@ async def test_exit_code_zero_counts_as_death(make_pool) -> None:
     await pool.load_model(model_settings("bad", "MisbehavingModel"))
     pid = pool.workers[0].pid
 
-    with pytest.raises(WorkerStop, match=rf"^Worker with PID {pid} stopped unexpectedly with exit code 0$"):
+    with pytest.raises(
+        WorkerStop,
+        match=rf"^Worker with PID {pid} stopped unexpectedly with exit code 0$",
+    ):
         await pool.call("bad", None, "exit_worker", 0)
 
     await wait_until(lambda: pool.statistics().restarts == 1)
@@ -65,14 +84,20 @@ async def test_two_workers_dying_together(make_pool) -> None:
     for worker in victims:
         os.kill(worker.pid, signal.SIGKILL)
 
-    await wait_until(lambda: pool.statistics().restarts == 2 and pool.statistics().ready_workers == 2)
+    await wait_until(
+        lambda: pool.statistics().restarts == 2 and pool.statistics().ready_workers == 2
+    )
     assert await pool.call("echo", None, "echo", 5) == 5
 
 
-async def test_load_failing_on_one_worker_loads_nowhere(make_pool, tmp_path: Path) -> None:
+async def test_load_failing_on_one_worker_loads_nowhere(
+    make_pool, tmp_path: Path
+) -> None:
     pool = await make_pool()
     marker = tmp_path / "failed-once"
-    settings = model_settings("flaky", "FailOnceLoadModel", parameters={"extra": {"marker": str(marker)}})
+    settings = model_settings(
+        "flaky", "FailOnceLoadModel", parameters={"extra": {"marker": str(marker)}}
+    )
 
     with pytest.raises(ModelLoadError) as raised:
         await pool.load_model(settings)
@@ -102,7 +127,10 @@ async def test_unpicklable_exception_reaches_caller(make_pool) -> None:
     pool = await make_pool(parallel_workers=1)
     await pool.load_model(model_settings("bad", "MisbehavingModel"))
 
-    with pytest.raises(ModelError, match=r"^ValueError: \('holds a lock', <unlocked _thread\.lock object at 0x[0-9a-f]+>\)$"):
+    with pytest.raises(
+        ModelError,
+        match=r"^ValueError: \('holds a lock', <unlocked _thread\.lock object at 0x[0-9a-f]+>\)$",
+    ):
         await pool.call("bad", None, "unpicklable_error")
 
     assert await pool.call("bad", None, "ok") == "ok"
@@ -112,7 +140,10 @@ async def test_unrebuildable_exception_reaches_caller(make_pool) -> None:
     pool = await make_pool(parallel_workers=1)
     await pool.load_model(model_settings("bad", "MisbehavingModel"))
 
-    with pytest.raises(ModelError, match=r"^fixture_models\.NeedsTwoArgumentsError: code 418: short and stout$"):
+    with pytest.raises(
+        ModelError,
+        match=r"^fixture_models\.NeedsTwoArgumentsError: code 418: short and stout$",
+    ):
         await pool.call("bad", None, "unrebuildable_error")
 
     assert await pool.call("bad", None, "ok") == "ok"
@@ -122,7 +153,10 @@ async def test_unpicklable_result_reaches_caller(make_pool) -> None:
     pool = await make_pool(parallel_workers=1)
     await pool.load_model(model_settings("bad", "MisbehavingModel"))
 
-    with pytest.raises(TypeError, match=r"^The return value of unpicklable_result\(\) of model 'bad' cannot be sent to the front end: TypeError: cannot pickle '_thread\.lock' object$"):
+    with pytest.raises(
+        TypeError,
+        match=r"^The return value of unpicklable_result\(\) of model 'bad' cannot be sent to the front end: TypeError: cannot pickle '_thread\.lock' object$",
+    ):
         await pool.call("bad", None, "unpicklable_result")
 
     assert await pool.call("bad", None, "ok") == "ok"
@@ -131,16 +165,22 @@ async def test_unpicklable_result_reaches_caller(make_pool) -> None:
 async def test_unknown_method_is_rejected(pool: InferencePool) -> None:
     with pytest.raises(Exception, match=r"^Model 'echo' has no method 'nope'$"):
         await pool.call("echo", None, "nope")
-    with pytest.raises(Exception, match=r"^Method '_settings' of model 'echo' is private$"):
+    with pytest.raises(
+        Exception, match=r"^Method '_settings' of model 'echo' is private$"
+    ):
         await pool.call("echo", None, "_settings")
 
 
-async def test_late_response_is_logged_and_dropped(make_pool, caplog: pytest.LogCaptureFixture) -> None:
+async def test_late_response_is_logged_and_dropped(
+    make_pool, caplog: pytest.LogCaptureFixture
+) -> None:
     caplog.set_level(logging.DEBUG, logger="inferpool.parallel.dispatcher")
     pool = await make_pool(parallel_workers=1)
     await pool.load_model(model_settings("sleep", "SleepModel"))
 
-    with pytest.raises(RequestTimeout, match=r"^Request to model 'sleep' timed out after 0\.05s$"):
+    with pytest.raises(
+        RequestTimeout, match=r"^Request to model 'sleep' timed out after 0\.05s$"
+    ):
         await pool.call("sleep", None, "block", 0.3, timeout=0.05)
 
     await wait_until(lambda: "Dropping response" in caplog.text)
@@ -154,7 +194,10 @@ async def test_cancelled_requests_leave_no_entries(make_pool) -> None:
     pool = await make_pool()
     await pool.load_model(model_settings("sleep", "SleepModel"))
 
-    requests = [asyncio.ensure_future(pool.call("sleep", None, "sleep", 0.01)) for _ in range(10_000)]
+    requests = [
+        asyncio.ensure_future(pool.call("sleep", None, "sleep", 0.01))
+        for _ in range(10_000)
+    ]
     await wait_until(lambda: pool.dispatcher.statistics().outstanding > 0)
     for request in requests:
         request.cancel()
@@ -172,7 +215,9 @@ async def test_close_finishes_in_flight_requests(make_pool) -> None:
     pool = await make_pool()
     await pool.load_model(model_settings("sleep", "SleepModel"))
     processes = [w.process for w in pool.workers]
-    requests = [asyncio.ensure_future(pool.call("sleep", None, "sleep", 0.2)) for _ in range(8)]
+    requests = [
+        asyncio.ensure_future(pool.call("sleep", None, "sleep", 0.2)) for _ in range(8)
+    ]
     await wait_until(lambda: pool.dispatcher.statistics().outstanding == 8)
 
     await pool.close()
@@ -206,7 +251,9 @@ _FRONT_END_SCRIPT = textwrap.dedent(
 
 def test_workers_exit_when_front_end_is_killed() -> None:
     script = _FRONT_END_SCRIPT.format(fixtures=FIXTURES_DIR)
-    front_end = subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE, text=True)
+    front_end = subprocess.Popen(
+        [sys.executable, "-c", script], stdout=subprocess.PIPE, text=True
+    )
     try:
         assert front_end.stdout is not None
         pids = json.loads(front_end.stdout.readline())
@@ -263,7 +310,9 @@ async def test_local_pool_behaves_like_workers(tmp_path: Path) -> None:
 
 async def test_thousand_timeouts_leave_no_entries(make_pool) -> None:
     pool = await make_pool()
-    await pool.load_model(model_settings("sleep", "SleepModel", max_concurrency=64, max_queue_size=2000))
+    await pool.load_model(
+        model_settings("sleep", "SleepModel", max_concurrency=64, max_queue_size=2000)
+    )
     loop = asyncio.get_running_loop()
     started = loop.time()
 

@@ -28,7 +28,10 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
             if file.is_file():
                 (target / file.name).write_bytes(file.read_bytes())
     process = ServerProcess(
-        folder, "--parallel-workers", "2", env={"INFERPOOL_MAX_BODY_SIZE": str(MAX_BODY_SIZE)}
+        folder,
+        "--parallel-workers",
+        "2",
+        env={"INFERPOOL_MAX_BODY_SIZE": str(MAX_BODY_SIZE)},
     ).start()
     yield process
     assert process.stop() == 0

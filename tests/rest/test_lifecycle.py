@@ -61,7 +61,9 @@ def test_readiness_follows_model_loading(tmp_path: Path) -> None:
 
 def _post_slow(url: str, seconds: float) -> int:
     body = json.dumps({"inputs": [X], "parameters": {"sleep": seconds}}).encode()
-    request = urllib.request.Request(url + "/v2/models/slow/infer", data=body, method="POST")
+    request = urllib.request.Request(
+        url + "/v2/models/slow/infer", data=body, method="POST"
+    )
     try:
         with urllib.request.urlopen(request, timeout=30) as response:
             return response.status

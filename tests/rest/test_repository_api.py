@@ -16,7 +16,9 @@ import tritonclient.grpc as grpcclient
 from server_helpers import ServerProcess, raw_request
 
 VERSIONED_REPOSITORY = Path(__file__).parent / "versioned_repository"
-BODY = json.dumps({"inputs": [{"name": "x", "shape": [1], "datatype": "FP32", "data": [1]}]}).encode()
+BODY = json.dumps(
+    {"inputs": [{"name": "x", "shape": [1], "datatype": "FP32", "data": [1]}]}
+).encode()
 
 
 @pytest.fixture
@@ -36,7 +38,9 @@ def test_default_version_is_highest(server: ServerProcess) -> None:
     status, _, body = server.request("POST", "/v2/models/counter/infer", BODY)
     assert status == 200
     assert _outputs(body)["version"] == ["v2"]
-    status, _, body = server.request("POST", "/v2/models/counter/versions/v1/infer", BODY)
+    status, _, body = server.request(
+        "POST", "/v2/models/counter/versions/v1/infer", BODY
+    )
     assert status == 200
     assert _outputs(body)["version"] == ["v1"]
     status, index = server.json("POST", "/v2/repository/index")
@@ -49,7 +53,11 @@ def test_default_version_is_highest(server: ServerProcess) -> None:
 
 
 def test_reload_and_unload_under_load(server: ServerProcess) -> None:
-    paths = ["/v2/models/counter/infer", "/v2/models/counter/versions/v1/infer", "/v2/models/steady/infer"]
+    paths = [
+        "/v2/models/counter/infer",
+        "/v2/models/counter/versions/v1/infer",
+        "/v2/models/steady/infer",
+    ]
 
     async def run() -> tuple[Counter[tuple[str, int]], list[int]]:
         outcomes: Counter[tuple[str, int]] = Counter()
@@ -59,15 +67,21 @@ def test_reload_and_unload_under_load(server: ServerProcess) -> None:
         async def client(index: int) -> None:
             path = paths[index % len(paths)]
             while not stop.is_set():
-                status, _, body = await raw_request(server.http_port, "POST", path, BODY)
+                status, _, body = await raw_request(
+                    server.http_port, "POST", path, BODY
+                )
                 outcomes[(path, status)] += 1
                 if status == 200 and path == paths[0]:
                     generations.append(_outputs(body)["generation"][0])
 
         clients = [asyncio.ensure_future(client(i)) for i in range(32)]
         await asyncio.sleep(0.5)
-        reload_status, _, _ = await raw_request(server.http_port, "POST", "/v2/repository/models/counter/load")
-        unload_status, _, _ = await raw_request(server.http_port, "POST", "/v2/repository/models/victim/unload")
+        reload_status, _, _ = await raw_request(
+            server.http_port, "POST", "/v2/repository/models/counter/load"
+        )
+        unload_status, _, _ = await raw_request(
+            server.http_port, "POST", "/v2/repository/models/victim/unload"
+        )
         await asyncio.sleep(0.5)
         stop.set()
         await asyncio.gather(*clients)

@@ -19,7 +19,9 @@ def infer_body(*inputs: dict[str, Any], **extra: Any) -> str:
 
 
 def test_infer_json(server: ServerProcess) -> None:
-    status, body = server.json("POST", "/v2/models/doubler/infer", {"id": "r1", "inputs": [X]})
+    status, body = server.json(
+        "POST", "/v2/models/doubler/infer", {"id": "r1", "inputs": [X]}
+    )
 
     assert status == 200
     assert body == {
@@ -39,7 +41,9 @@ def test_infer_json(server: ServerProcess) -> None:
 
 
 def test_infer_with_version_in_path(server: ServerProcess) -> None:
-    status, body = server.json("POST", "/v2/models/doubler/versions/v1/infer", {"inputs": [X]})
+    status, body = server.json(
+        "POST", "/v2/models/doubler/versions/v1/infer", {"inputs": [X]}
+    )
 
     assert status == 200
     assert body["model_version"] == "v1"
@@ -95,7 +99,11 @@ def test_openapi_document(server: ServerProcess) -> None:
 
 
 def test_model_exception_is_500_with_class(server: ServerProcess) -> None:
-    status, body = server.json("POST", "/v2/models/doubler/infer", {"inputs": [X], "parameters": {"raise": "boom"}})
+    status, body = server.json(
+        "POST",
+        "/v2/models/doubler/infer",
+        {"inputs": [X], "parameters": {"raise": "boom"}},
+    )
 
     assert status == 500
     assert body == {"error": "ArithmeticError: boom"}
@@ -132,39 +140,209 @@ MALFORMED = [
     ("json array", "/v2/models/doubler/infer", "[1, 2]", 400, r"object"),
     ("missing inputs", "/v2/models/doubler/infer", "{}", 400, r"inputs"),
     ("inputs not a list", "/v2/models/doubler/infer", '{"inputs": 3}', 400, r"inputs"),
-    ("input missing name", "/v2/models/doubler/infer", infer_body({"shape": [1], "datatype": "FP32", "data": [1]}), 400, r"name"),
-    ("input missing shape", "/v2/models/doubler/infer", infer_body({"name": "x", "datatype": "FP32", "data": [1]}), 400, r"shape"),
-    ("input missing datatype", "/v2/models/doubler/infer", infer_body({"name": "x", "shape": [1], "data": [1]}), 400, r"datatype"),
-    ("input missing data", "/v2/models/doubler/infer", infer_body({"name": "x", "shape": [1], "datatype": "FP32"}), 400, r"data"),
-    ("unknown datatype", "/v2/models/doubler/infer", infer_body({**X, "datatype": "FP128"}), 400, r"FP128"),
-    ("shape and data disagree", "/v2/models/doubler/infer", infer_body({**X, "shape": [2, 2]}), 400, r"shape \[2, 2\] needs 4 elements but data has 6"),
-    ("negative dimension", "/v2/models/doubler/infer", infer_body({**X, "shape": [-2, -3]}), 400, r"shape"),
-    ("shape not ints", "/v2/models/doubler/infer", infer_body({**X, "shape": ["2", 3]}), 400, r"shape"),
-    ("string in FP32", "/v2/models/doubler/infer", infer_body({**X, "data": [1, 2, "three", 4, 5, 6]}), 400, r"Input 'x'"),
-    ("float in INT64", "/v2/models/doubler/infer", infer_body({"name": "x", "shape": [2], "datatype": "INT64", "data": [1, 2.5]}), 400, r"Input 'x'"),
-    ("out of range INT8", "/v2/models/doubler/infer", infer_body({"name": "x", "shape": [1], "datatype": "INT8", "data": [300]}), 400, r"out of range"),
-    ("number in BOOL", "/v2/models/doubler/infer", infer_body({"name": "x", "shape": [1], "datatype": "BOOL", "data": [2]}), 400, r"Input 'x'"),
-    ("number in BYTES", "/v2/models/doubler/infer", infer_body({"name": "x", "shape": [1], "datatype": "BYTES", "data": [2]}), 400, r"Input 'x'"),
-    ("ragged nested data", "/v2/models/doubler/infer", infer_body({**X, "data": [[1, 2, 3], [4, 5]]}), 400, r"Input 'x'"),
-    ("duplicate input names", "/v2/models/doubler/infer", infer_body(X, X), 400, r"[Dd]uplicate"),
-    ("data not a list", "/v2/models/doubler/infer", infer_body({**X, "data": "abc"}), 400, r"Input 'x'"),
-    ("parameters not an object", "/v2/models/doubler/infer", infer_body(X, parameters=[1]), 400, r"parameters"),
-    ("outputs not a list", "/v2/models/doubler/infer", infer_body(X, outputs={"name": "y"}), 400, r"outputs"),
-    ("unknown model", "/v2/models/nope/infer", infer_body(X), 404, r"^Model 'nope' not found$"),
-    ("unknown version", "/v2/models/doubler/versions/v9/infer", infer_body(X), 404, r"^Model 'doubler' with version 'v9' not found$"),
-    ("malformed infer path", "/v2/models/doubler/extra/infer", infer_body(X), 404, r"not found"),
-    ("unknown model metadata", "/v2/models/nope", None, 404, r"^Model 'nope' not found$"),
-    ("binary header longer than body", "/v2/models/doubler/infer", infer_body(X), 400, r"Inference-Header-Content-Length"),
-    ("binary header not a number", "/v2/models/doubler/infer", infer_body(X), 400, r"Inference-Header-Content-Length"),
+    (
+        "input missing name",
+        "/v2/models/doubler/infer",
+        infer_body({"shape": [1], "datatype": "FP32", "data": [1]}),
+        400,
+        r"name",
+    ),
+    (
+        "input missing shape",
+        "/v2/models/doubler/infer",
+        infer_body({"name": "x", "datatype": "FP32", "data": [1]}),
+        400,
+        r"shape",
+    ),
+    (
+        "input missing datatype",
+        "/v2/models/doubler/infer",
+        infer_body({"name": "x", "shape": [1], "data": [1]}),
+        400,
+        r"datatype",
+    ),
+    (
+        "input missing data",
+        "/v2/models/doubler/infer",
+        infer_body({"name": "x", "shape": [1], "datatype": "FP32"}),
+        400,
+        r"data",
+    ),
+    (
+        "unknown datatype",
+        "/v2/models/doubler/infer",
+        infer_body({**X, "datatype": "FP128"}),
+        400,
+        r"FP128",
+    ),
+    (
+        "shape and data disagree",
+        "/v2/models/doubler/infer",
+        infer_body({**X, "shape": [2, 2]}),
+        400,
+        r"shape \[2, 2\] needs 4 elements but data has 6",
+    ),
+    (
+        "negative dimension",
+        "/v2/models/doubler/infer",
+        infer_body({**X, "shape": [-2, -3]}),
+        400,
+        r"shape",
+    ),
+    (
+        "shape not ints",
+        "/v2/models/doubler/infer",
+        infer_body({**X, "shape": ["2", 3]}),
+        400,
+        r"shape",
+    ),
+    (
+        "string in FP32",
+        "/v2/models/doubler/infer",
+        infer_body({**X, "data": [1, 2, "three", 4, 5, 6]}),
+        400,
+        r"Input 'x'",
+    ),
+    (
+        "float in INT64",
+        "/v2/models/doubler/infer",
+        infer_body({"name": "x", "shape": [2], "datatype": "INT64", "data": [1, 2.5]}),
+        400,
+        r"Input 'x'",
+    ),
+    (
+        "out of range INT8",
+        "/v2/models/doubler/infer",
+        infer_body({"name": "x", "shape": [1], "datatype": "INT8", "data": [300]}),
+        400,
+        r"out of range",
+    ),
+    (
+        "number in BOOL",
+        "/v2/models/doubler/infer",
+        infer_body({"name": "x", "shape": [1], "datatype": "BOOL", "data": [2]}),
+        400,
+        r"Input 'x'",
+    ),
+    (
+        "number in BYTES",
+        "/v2/models/doubler/infer",
+        infer_body({"name": "x", "shape": [1], "datatype": "BYTES", "data": [2]}),
+        400,
+        r"Input 'x'",
+    ),
+    (
+        "ragged nested data",
+        "/v2/models/doubler/infer",
+        infer_body({**X, "data": [[1, 2, 3], [4, 5]]}),
+        400,
+        r"Input 'x'",
+    ),
+    (
+        "duplicate input names",
+        "/v2/models/doubler/infer",
+        infer_body(X, X),
+        400,
+        r"[Dd]uplicate",
+    ),
+    (
+        "data not a list",
+        "/v2/models/doubler/infer",
+        infer_body({**X, "data": "abc"}),
+        400,
+        r"Input 'x'",
+    ),
+    (
+        "parameters not an object",
+        "/v2/models/doubler/infer",
+        infer_body(X, parameters=[1]),
+        400,
+        r"parameters",
+    ),
+    (
+        "outputs not a list",
+        "/v2/models/doubler/infer",
+        infer_body(X, outputs={"name": "y"}),
+        400,
+        r"outputs",
+    ),
+    (
+        "unknown model",
+        "/v2/models/nope/infer",
+        infer_body(X),
+        404,
+        r"^Model 'nope' not found$",
+    ),
+    (
+        "unknown version",
+        "/v2/models/doubler/versions/v9/infer",
+        infer_body(X),
+        404,
+        r"^Model 'doubler' with version 'v9' not found$",
+    ),
+    (
+        "malformed infer path",
+        "/v2/models/doubler/extra/infer",
+        infer_body(X),
+        404,
+        r"not found",
+    ),
+    (
+        "unknown model metadata",
+        "/v2/models/nope",
+        None,
+        404,
+        r"^Model 'nope' not found$",
+    ),
+    (
+        "binary header longer than body",
+        "/v2/models/doubler/infer",
+        infer_body(X),
+        400,
+        r"Inference-Header-Content-Length",
+    ),
+    (
+        "binary header not a number",
+        "/v2/models/doubler/infer",
+        infer_body(X),
+        400,
+        r"Inference-Header-Content-Length",
+    ),
     ("binary size disagrees", "/v2/models/doubler/infer", None, 400, r"Input 'x'"),
-    ("body over the limit", "/v2/models/doubler/infer", None, 413, r"larger than the limit"),
-    ("repository index not an object", "/v2/repository/index", "[1]", 400, r"JSON object"),
-    ("load unknown model", "/v2/repository/models/nope/load", "", 404, r"^Model 'nope' not found$"),
-    ("unload unknown model", "/v2/repository/models/nope/unload", "", 404, r"^Model 'nope' not found$"),
+    (
+        "body over the limit",
+        "/v2/models/doubler/infer",
+        None,
+        413,
+        r"larger than the limit",
+    ),
+    (
+        "repository index not an object",
+        "/v2/repository/index",
+        "[1]",
+        400,
+        r"JSON object",
+    ),
+    (
+        "load unknown model",
+        "/v2/repository/models/nope/load",
+        "",
+        404,
+        r"^Model 'nope' not found$",
+    ),
+    (
+        "unload unknown model",
+        "/v2/repository/models/nope/unload",
+        "",
+        404,
+        r"^Model 'nope' not found$",
+    ),
 ]
 
 
-def _request_for(case: tuple[Any, ...]) -> tuple[str, str, bytes | str | None, dict[str, str]]:
+def _request_for(
+    case: tuple[Any, ...],
+) -> tuple[str, str, bytes | str | None, dict[str, str]]:
     name, path, body, _, _ = case
     headers = {"Content-Type": "application/json"}
     method = "POST"
@@ -175,7 +353,18 @@ def _request_for(case: tuple[Any, ...]) -> tuple[str, str, bytes | str | None, d
     elif name == "binary header not a number":
         headers["Inference-Header-Content-Length"] = "ten"
     elif name == "binary size disagrees":
-        header = json.dumps({"inputs": [{"name": "x", "shape": [2, 3], "datatype": "FP32", "parameters": {"binary_data_size": 24}}]}).encode()
+        header = json.dumps(
+            {
+                "inputs": [
+                    {
+                        "name": "x",
+                        "shape": [2, 3],
+                        "datatype": "FP32",
+                        "parameters": {"binary_data_size": 24},
+                    }
+                ]
+            }
+        ).encode()
         headers["Inference-Header-Content-Length"] = str(len(header))
         body = header + np.zeros(4, dtype=np.float32).tobytes()
     elif name == "body over the limit":

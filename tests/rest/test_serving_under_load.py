@@ -26,26 +26,45 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
     assert process.stop() == 0
 
 
-def _metrics(server: ServerProcess) -> dict[str, dict[tuple[tuple[str, str], ...], float]]:
+def _metrics(
+    server: ServerProcess,
+) -> dict[str, dict[tuple[tuple[str, str], ...], float]]:
     """Scrape /metrics and parse it with prometheus_client's parser."""
     import urllib.request
 
-    with urllib.request.urlopen(f"http://127.0.0.1:{server.metrics_port}/metrics", timeout=10) as response:
+    with urllib.request.urlopen(
+        f"http://127.0.0.1:{server.metrics_port}/metrics", timeout=10
+    ) as response:
         text = response.read().decode()
     samples: dict[str, dict[tuple[tuple[str, str], ...], float]] = {}
     for family in text_string_to_metric_families(text):
         for sample in family.samples:
-            samples.setdefault(sample.name, {})[tuple(sorted(sample.labels.items()))] = sample.value
+            samples.setdefault(sample.name, {})[
+                tuple(sorted(sample.labels.items()))
+            ] = sample.value
     return samples
 
 
 def _row_body(value: int) -> bytes:
-    return json.dumps({"inputs": [{"name": "x", "shape": [1, 3], "datatype": "FP32", "data": [value, value + 0.5, -value]}]}).encode()
+    return json.dumps(
+        {
+            "inputs": [
+                {
+                    "name": "x",
+                    "shape": [1, 3],
+                    "datatype": "FP32",
+                    "data": [value, value + 0.5, -value],
+                }
+            ]
+        }
+    ).encode()
 
 
 def test_batching_merges_and_splits(server: ServerProcess) -> None:
     async def client(value: int) -> tuple[int, dict]:  # type: ignore[type-arg]
-        status, _, body = await raw_request(server.http_port, "POST", "/v2/models/batched/infer", _row_body(value))
+        status, _, body = await raw_request(
+            server.http_port, "POST", "/v2/models/batched/infer", _row_body(value)
+        )
         return status, json.loads(body)
 
     async def run() -> list[tuple[int, dict]]:  # type: ignore[type-arg]
@@ -75,24 +94,42 @@ def test_metrics_count_requests(server: ServerProcess) -> None:
     count_before = before.get("inferpool_requests_total", {}).get(key, 0)
 
     for value in range(7):
-        assert server.request("POST", "/v2/models/batched/infer", _row_body(value))[0] == 200
+        assert (
+            server.request("POST", "/v2/models/batched/infer", _row_body(value))[0]
+            == 200
+        )
     for _ in range(3):
-        assert server.request("POST", "/v2/models/missing/infer", _row_body(1))[0] == 404
+        assert (
+            server.request("POST", "/v2/models/missing/infer", _row_body(1))[0] == 404
+        )
 
     after = _metrics(server)
     assert after["inferpool_requests_total"][key] - count_before == 7
-    assert after["inferpool_requests_total"][not_found] - before.get("inferpool_requests_total", {}).get(not_found, 0) == 3
-    assert after["inferpool_request_duration_seconds_count"][key] - before.get("inferpool_request_duration_seconds_count", {}).get(key, 0) == 7
+    assert (
+        after["inferpool_requests_total"][not_found]
+        - before.get("inferpool_requests_total", {}).get(not_found, 0)
+        == 3
+    )
+    assert (
+        after["inferpool_request_duration_seconds_count"][key]
+        - before.get("inferpool_request_duration_seconds_count", {}).get(key, 0)
+        == 7
+    )
     assert after["inferpool_workers"][()] == 2
     assert after["inferpool_workers_ready"][()] == 2
-    assert (("model", "batched"),) in after["inferpool_model_load_duration_seconds_count"]
+    assert (("model", "batched"),) in after[
+        "inferpool_model_load_duration_seconds_count"
+    ]
 
 
 def test_overload_rejects_excess_and_recovers(server: ServerProcess) -> None:
     assert server.process is not None
     rss_before = rss_bytes(server.process.pid)
     body = json.dumps(
-        {"inputs": [{"name": "x", "shape": [1], "datatype": "FP32", "data": [1]}], "parameters": {"sleep": 0.05}}
+        {
+            "inputs": [{"name": "x", "shape": [1], "datatype": "FP32", "data": [1]}],
+            "parameters": {"sleep": 0.05},
+        }
     ).encode()
 
     async def run() -> tuple[list[tuple[int, dict[str, str], float]], list[int]]:
@@ -101,13 +138,17 @@ def test_overload_rejects_excess_and_recovers(server: ServerProcess) -> None:
 
         async def probe_liveness() -> None:
             while not done.is_set():
-                status, _, _ = await raw_request(server.http_port, "GET", "/v2/health/live")
+                status, _, _ = await raw_request(
+                    server.http_port, "GET", "/v2/health/live"
+                )
                 live_statuses.append(status)
                 await asyncio.sleep(0.05)
 
         async def one() -> tuple[int, dict[str, str], float]:
             started = time.perf_counter()
-            status, headers, _ = await raw_request(server.http_port, "POST", "/v2/models/sleeper/infer", body, timeout=120)
+            status, headers, _ = await raw_request(
+                server.http_port, "POST", "/v2/models/sleeper/infer", body, timeout=120
+            )
             return status, headers, time.perf_counter() - started
 
         probe = asyncio.ensure_future(probe_liveness())
@@ -124,7 +165,9 @@ def test_overload_rejects_excess_and_recovers(server: ServerProcess) -> None:
     # rejected at once.
     assert statuses[200] >= 102
     assert statuses[503] >= 2000 - 102 - 50
-    rejected = [(headers, seconds) for status, headers, seconds in results if status == 503]
+    rejected = [
+        (headers, seconds) for status, headers, seconds in results if status == 503
+    ]
     assert all(headers.get("retry-after") == "1" for headers, _ in rejected)
     assert live_statuses
     assert set(live_statuses) == {200}

@@ -29,11 +29,18 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
 
 
 def _body(sleep: float) -> bytes:
-    return json.dumps({"inputs": [{"name": "x", "shape": [1], "datatype": "FP32", "data": [1]}], "parameters": {"sleep": sleep}}).encode()
+    return json.dumps(
+        {
+            "inputs": [{"name": "x", "shape": [1], "datatype": "FP32", "data": [1]}],
+            "parameters": {"sleep": sleep},
+        }
+    ).encode()
 
 
 def _in_flight(server: ServerProcess) -> float:
-    with urllib.request.urlopen(f"http://127.0.0.1:{server.metrics_port}/metrics", timeout=10) as response:
+    with urllib.request.urlopen(
+        f"http://127.0.0.1:{server.metrics_port}/metrics", timeout=10
+    ) as response:
         text = response.read().decode()
     return sum(
         sample.value
@@ -46,7 +53,9 @@ def _in_flight(server: ServerProcess) -> float:
 def _wait_for_in_flight(server: ServerProcess, expected: float, timeout: float) -> None:
     deadline = time.monotonic() + timeout
     while _in_flight(server) != expected:
-        assert time.monotonic() < deadline, f"in-flight requests did not reach {expected} within {timeout}s"
+        assert time.monotonic() < deadline, (
+            f"in-flight requests did not reach {expected} within {timeout}s"
+        )
         time.sleep(0.05)
 
 
@@ -63,7 +72,9 @@ def test_rest_timeout_is_504_on_time(server: ServerProcess) -> None:
 
     elapsed = time.monotonic() - started
     assert status == 504
-    assert json.loads(body) == {"error": "Request to model 'napper' timed out after 1.5s"}
+    assert json.loads(body) == {
+        "error": "Request to model 'napper' timed out after 1.5s"
+    }
     assert 1.5 <= elapsed < 2.5
     _wait_for_in_flight(server, 0, 2)
 
@@ -74,7 +85,9 @@ def test_grpc_timeout_is_deadline_exceeded(server: ServerProcess) -> None:
         with pytest.raises(Exception) as raised:
             client.infer("napper", [_grpc_input()], parameters={"sleep": 5})
         assert raised.value.status() == "StatusCode.DEADLINE_EXCEEDED"
-        assert raised.value.message() == "Request to model 'napper' timed out after 1.5s"
+        assert (
+            raised.value.message() == "Request to model 'napper' timed out after 1.5s"
+        )
     finally:
         client.close()
 
@@ -83,7 +96,9 @@ def test_grpc_client_deadline_cancels_request(server: ServerProcess) -> None:
     client = grpcclient.InferenceServerClient(f"127.0.0.1:{server.grpc_port}")
     try:
         with pytest.raises(Exception) as raised:
-            client.infer("sleepy", [_grpc_input()], parameters={"sleep": 30}, client_timeout=0.5)
+            client.infer(
+                "sleepy", [_grpc_input()], parameters={"sleep": 30}, client_timeout=0.5
+            )
         assert raised.value.status() == "StatusCode.DEADLINE_EXCEEDED"
     finally:
         client.close()

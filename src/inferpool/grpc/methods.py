@@ -25,7 +25,9 @@ from .convert import request_from_proto, response_to_proto
 GRPC_INFER = "v2:grpc_infer"
 
 
-def decode_infer_request(body: bytes | memoryview | pickle.PickleBuffer) -> tuple[InferenceRequest, bool]:
+def decode_infer_request(
+    body: bytes | memoryview | pickle.PickleBuffer,
+) -> tuple[InferenceRequest, bool]:
     """Parse and validate a serialised `ModelInferRequest`; return it as an
     `InferenceRequest` and whether it used raw input contents.
 

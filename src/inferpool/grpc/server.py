@@ -53,8 +53,7 @@ from ..parallel.transport import OUT_OF_BAND_MIN_BYTES
 from ..repository import ModelRepository
 from ..settings import Settings
 from . import grpc_service_pb2 as pb
-from .convert import peek_model
-from .convert import response_to_proto
+from .convert import peek_model, response_to_proto
 from .methods import GRPC_INFER, decode_infer_request
 
 logger = logging.getLogger(__name__)
@@ -96,7 +95,7 @@ def _guard(
     async def handler(request: Any, context: aio.ServicerContext) -> Any:
         try:
             return await method(request, context)
-        except Exception as exc:  # noqa: BLE001 - every error becomes a status
+        except Exception as exc:
             code = _status_code(exc)
             message = describe_exception(exc)
             if code is grpc.StatusCode.INTERNAL:
@@ -140,7 +139,9 @@ class GrpcServicer:
             raise
         finally:
             if self._metrics is not None:
-                self._metrics.observe_request(name, "grpc", status, time.perf_counter() - started)
+                self._metrics.observe_request(
+                    name, "grpc", status, time.perf_counter() - started
+                )
 
     async def _model_infer(self, body: bytes, name: str, version: str | None) -> bytes:
         if self._shutting_down():
@@ -197,7 +198,9 @@ class GrpcServicer:
         self, request: pb.ModelMetadataRequest, context: aio.ServicerContext
     ) -> pb.ModelMetadataResponse:
         model = self._repository.get_ready(request.name, request.version or None)
-        metadata = await self._repository.pool.call(request.name, model.version, "metadata")
+        metadata = await self._repository.pool.call(
+            request.name, model.version, "metadata"
+        )
         response = pb.ModelMetadataResponse(
             name=metadata.name,
             versions=metadata.versions or [],
@@ -350,7 +353,9 @@ async def start_grpc_server(
         ("grpc.so_reuseport", 0),
     ]
     server = aio.server(options=options)
-    handlers = _method_handlers(GrpcServicer(repository, settings, shutting_down, metrics))
+    handlers = _method_handlers(
+        GrpcServicer(repository, settings, shutting_down, metrics)
+    )
     server.add_generic_rpc_handlers(
         (grpc.method_handlers_generic_handler(SERVICE_NAME, handlers),)
     )

@@ -4,7 +4,12 @@ from __future__ import annotations
 
 from .dispatcher import AsyncResponses, Dispatcher, DispatcherStatistics
 from .errors import PoolClosed, WorkerStartError, WorkerStop
-from .messages import ModelRequestMessage, ModelResponseMessage, ModelUpdateMessage, ModelUpdateType
+from .messages import (
+    ModelRequestMessage,
+    ModelResponseMessage,
+    ModelUpdateMessage,
+    ModelUpdateType,
+)
 from .pool import InferencePool, LocalPool, PoolStatistics, Worker
 
 __all__ = [

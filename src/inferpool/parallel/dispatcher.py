@@ -44,9 +44,14 @@ from collections import deque
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Literal
 
-from ..errors import InferpoolError, ModelError, ModelLoadError, ModelNotFound, ServerOverloaded
+from ..errors import (
+    InferpoolError,
+    ModelError,
+    ModelLoadError,
+    ModelNotFound,
+    ServerOverloaded,
+)
 from .errors import PoolClosed, WorkerStop
-from .transport import ConnectionClosed
 from .messages import (
     CancelMessage,
     ExceptionInfo,
@@ -56,6 +61,7 @@ from .messages import (
     ModelUpdateMessage,
     ModelUpdateType,
 )
+from .transport import ConnectionClosed
 
 if TYPE_CHECKING:
     from .pool import Worker
@@ -74,7 +80,7 @@ def rebuild_exception(info: ExceptionInfo) -> BaseException:
     if info.pickled is not None:
         try:
             exc = pickle.loads(info.pickled)
-        except Exception:  # noqa: BLE001 - fall back to the text form
+        except Exception:
             pass
         else:
             if isinstance(exc, BaseException):
@@ -96,7 +102,9 @@ class AsyncResponses:
         ids = self._in_flight.get(worker_pid)
         return len(ids) if ids else 0
 
-    async def schedule_and_wait(self, message: Message, worker: Worker) -> ModelResponseMessage:
+    async def schedule_and_wait(
+        self, message: Message, worker: Worker
+    ) -> ModelResponseMessage:
         """Record `message` as in flight on `worker` and wait for its response.
 
         Returns the response, or raises the exception it carries, or
@@ -148,7 +156,9 @@ class AsyncResponses:
         """
         future = self._futures.get(response.id)
         if future is None or future.done():
-            logger.debug("Dropping response %r: no caller is waiting for it", response.id)
+            logger.debug(
+                "Dropping response %r: no caller is waiting for it", response.id
+            )
             return
         exception = response.exception
         if exception is None:
@@ -213,7 +223,9 @@ class Dispatcher:
         max_queue_size: int = 1024,
     ) -> None:
         if policy not in ("least_loaded", "round_robin"):
-            raise ValueError(f"Unknown dispatch policy {policy!r}: expected 'least_loaded' or 'round_robin'")
+            raise ValueError(
+                f"Unknown dispatch policy {policy!r}: expected 'least_loaded' or 'round_robin'"
+            )
         self._policy = policy
         self._default_limits = _ModelLimits(max_concurrency, max_queue_size)
         self._limits: dict[str, _ModelLimits] = {}
@@ -308,7 +320,9 @@ class Dispatcher:
 
     # -- requests --------------------------------------------------------------
 
-    async def dispatch_request(self, request_message: ModelRequestMessage) -> ModelResponseMessage:
+    async def dispatch_request(
+        self, request_message: ModelRequestMessage
+    ) -> ModelResponseMessage:
         """Send a request to a worker and wait for its response.
 
         Waits in the model's queue while every worker is at the model's
@@ -342,7 +356,7 @@ class Dispatcher:
     def _send_cancel(self, worker: Worker, message_id: str) -> None:
         try:
             worker.send(CancelMessage(message_id))
-        except Exception:  # noqa: BLE001 - the worker is gone; nothing to cancel
+        except Exception:
             pass
 
     def _limits_for(self, model_name: str) -> _ModelLimits:
@@ -436,7 +450,9 @@ class Dispatcher:
 
     # -- updates ---------------------------------------------------------------
 
-    async def dispatch_update(self, model_update: ModelUpdateMessage, timeout: float | None = None) -> list[ModelResponseMessage]:
+    async def dispatch_update(
+        self, model_update: ModelUpdateMessage, timeout: float | None = None
+    ) -> list[ModelResponseMessage]:
         """Send a load or unload to every attached worker and wait for all.
 
         Each worker gets a copy with a fresh id. A load that fails on any
@@ -482,7 +498,12 @@ class Dispatcher:
                     raise failures[0][1]
             return [r for r in results if isinstance(r, ModelResponseMessage)]
 
-    async def dispatch_update_to_worker(self, worker: Worker, model_update: ModelUpdateMessage, timeout: float | None = None) -> ModelResponseMessage:
+    async def dispatch_update_to_worker(
+        self,
+        worker: Worker,
+        model_update: ModelUpdateMessage,
+        timeout: float | None = None,
+    ) -> ModelResponseMessage:
         """Send one update to one worker, under a fresh id, and wait for it.
 
         Raises what the worker raised, `WorkerStop` if it dies, or
@@ -490,7 +511,9 @@ class Dispatcher:
         """
         return await self._send_update(worker, model_update.copy_with_new_id(), timeout)
 
-    async def _send_update(self, worker: Worker, update: ModelUpdateMessage, timeout: float | None) -> ModelResponseMessage:
+    async def _send_update(
+        self, worker: Worker, update: ModelUpdateMessage, timeout: float | None
+    ) -> ModelResponseMessage:
         try:
             return await self._responses.send_and_wait(update, worker, timeout)
         except asyncio.TimeoutError:
@@ -499,18 +522,30 @@ class Dispatcher:
                 f"timed out after {timeout}s on worker {worker.pid}"
             ) from None
 
-    async def _roll_back_load(self, model_update: ModelUpdateMessage, workers: list[Worker], results: list[Any]) -> None:
+    async def _roll_back_load(
+        self,
+        model_update: ModelUpdateMessage,
+        workers: list[Worker],
+        results: list[Any],
+    ) -> None:
         unload = ModelUpdateMessage(ModelUpdateType.Unload, model_update.model_settings)
-        succeeded = [w for w, r in zip(workers, results) if not isinstance(r, BaseException)]
+        succeeded = [
+            w for w, r in zip(workers, results) if not isinstance(r, BaseException)
+        ]
         outcomes = await asyncio.gather(
-            *(self.dispatch_update_to_worker(w, unload, timeout=30.0) for w in succeeded),
+            *(
+                self.dispatch_update_to_worker(w, unload, timeout=30.0)
+                for w in succeeded
+            ),
             return_exceptions=True,
         )
         for worker, outcome in zip(succeeded, outcomes):
             if isinstance(outcome, BaseException):
                 logger.error(
                     "Rolling back the load of model %r failed on worker %d: %s",
-                    model_update.model_settings.name, worker.pid, _describe(outcome),
+                    model_update.model_settings.name,
+                    worker.pid,
+                    _describe(outcome),
                 )
 
     def _forget_model(self, model_name: str) -> None:

@@ -36,7 +36,13 @@ class Message:
 class ModelRequestMessage(Message):
     """A call of one model method in a worker: `model.<method_name>(*args)`."""
 
-    __slots__ = ("model_name", "model_version", "method_name", "method_args", "method_kwargs")
+    __slots__ = (
+        "model_name",
+        "model_version",
+        "method_name",
+        "method_args",
+        "method_kwargs",
+    )
 
     def __init__(
         self,

@@ -56,7 +56,9 @@ _BACKOFF_START = 0.1
 class Worker:
     """The front end's handle on one worker process."""
 
-    def __init__(self, process: subprocess.Popen[bytes], connection: Connection) -> None:
+    def __init__(
+        self, process: subprocess.Popen[bytes], connection: Connection
+    ) -> None:
         self.process = process
         self.pid = process.pid
         self.connection = connection
@@ -98,9 +100,13 @@ class InferencePool:
     before the replacement starts.
     """
 
-    def __init__(self, settings: Settings, on_worker_stop: WorkerStopCallback | None = None) -> None:
+    def __init__(
+        self, settings: Settings, on_worker_stop: WorkerStopCallback | None = None
+    ) -> None:
         if settings.parallel_workers < 1:
-            raise ValueError("InferencePool needs parallel_workers >= 1; use LocalPool for 0")
+            raise ValueError(
+                "InferencePool needs parallel_workers >= 1; use LocalPool for 0"
+            )
         self._settings = settings
         self._on_worker_stop = on_worker_stop
         self._dispatcher = Dispatcher(
@@ -180,20 +186,30 @@ class InferencePool:
                 if not ready.done():
                     ready.set_result(None)
             else:
-                logger.error("Unexpected message from worker %d: %r", process.pid, message)
+                logger.error(
+                    "Unexpected message from worker %d: %r", process.pid, message
+                )
 
         def on_decode_error(message_id: str, exc: Exception) -> None:
-            logger.error("Worker %d sent a response that cannot be read: %s", process.pid, exc)
+            logger.error(
+                "Worker %d sent a response that cannot be read: %s", process.pid, exc
+            )
             self._dispatcher.fail(message_id, exc)
 
         def on_lost(exc: Exception | None) -> None:
             if not ready.done():
-                ready.set_exception(WorkerStartError(f"Worker {process.pid} closed its connection while starting"))
+                ready.set_exception(
+                    WorkerStartError(
+                        f"Worker {process.pid} closed its connection while starting"
+                    )
+                )
             if holder and not holder[0].stopping and process.poll() is None:
                 # The process lives on without its socket: it cannot serve.
                 process.kill()
 
-        connection = await open_connection(parent_sock, on_message, on_decode_error, on_lost)
+        connection = await open_connection(
+            parent_sock, on_message, on_decode_error, on_lost
+        )
         worker = Worker(process, connection)
         holder.append(worker)
         self._workers[worker.pid] = worker
@@ -244,13 +260,17 @@ class InferencePool:
             logger.info("Worker %d stopped with exit code %d", worker.pid, exit_code)
             return
 
-        logger.error("Worker %d died unexpectedly with exit code %d", worker.pid, exit_code)
+        logger.error(
+            "Worker %d died unexpectedly with exit code %d", worker.pid, exit_code
+        )
         self._dispatcher.on_worker_stop(worker, exit_code)
         if self._on_worker_stop is not None:
             try:
                 self._on_worker_stop(worker, exit_code)
             except Exception:
-                logger.exception("on_worker_stop callback failed for worker %d", worker.pid)
+                logger.exception(
+                    "on_worker_stop callback failed for worker %d", worker.pid
+                )
         if time.monotonic() - worker.started_at >= _HEALTHY_UPTIME:
             self._failures_in_a_row = 0
         if not self._closing:
@@ -266,7 +286,11 @@ class InferencePool:
                     _BACKOFF_START * 2 ** (self._failures_in_a_row - 1),
                     self._settings.restart_backoff_max,
                 )
-                logger.warning("Restarting a worker in %.2fs after %d failures in a row", delay, self._failures_in_a_row)
+                logger.warning(
+                    "Restarting a worker in %.2fs after %d failures in a row",
+                    delay,
+                    self._failures_in_a_row,
+                )
             self._failures_in_a_row += 1
             if delay:
                 await asyncio.sleep(delay)
@@ -275,7 +299,7 @@ class InferencePool:
             try:
                 worker = await self._start_worker()
                 await self._join(worker)
-            except Exception as exc:  # noqa: BLE001 - logged, then retried
+            except Exception as exc:
                 logger.error("Restarting a worker failed: %s", exc)
                 continue
             self._restarts += 1
@@ -290,7 +314,9 @@ class InferencePool:
             try:
                 for settings in list(self._models.values()):
                     update = ModelUpdateMessage(ModelUpdateType.Load, settings)
-                    await dispatcher.dispatch_update_to_worker(worker, update, timeout=self._settings.model_load_timeout)
+                    await dispatcher.dispatch_update_to_worker(
+                        worker, update, timeout=self._settings.model_load_timeout
+                    )
             except BaseException:
                 dispatcher.on_worker_stop(worker, None)
                 await self._stop_worker(worker, timeout=1.0)
@@ -306,14 +332,18 @@ class InferencePool:
         """
         self._check_open()
         update = ModelUpdateMessage(ModelUpdateType.Load, settings)
-        await self._dispatcher.dispatch_update(update, timeout=self._settings.model_load_timeout)
+        await self._dispatcher.dispatch_update(
+            update, timeout=self._settings.model_load_timeout
+        )
         self._models[(settings.name, settings.version)] = settings
 
     async def unload_model(self, settings: ModelSettings) -> None:
         """Unload one version of a model from every worker."""
         self._models.pop((settings.name, settings.version), None)
         update = ModelUpdateMessage(ModelUpdateType.Unload, settings)
-        await self._dispatcher.dispatch_update(update, timeout=self._settings.model_unload_timeout)
+        await self._dispatcher.dispatch_update(
+            update, timeout=self._settings.model_unload_timeout
+        )
 
     async def call(
         self,
@@ -329,7 +359,9 @@ class InferencePool:
         Raises what the model raised, `RequestTimeout` after `timeout`
         seconds, `ServerOverloaded`, `WorkerStop` or `PoolClosed`.
         """
-        message = ModelRequestMessage(model_name, model_version, method_name, args, kwargs)
+        message = ModelRequestMessage(
+            model_name, model_version, method_name, args, kwargs
+        )
         if timeout is None:
             response = await self._dispatcher.dispatch_request(message)
         else:
@@ -356,9 +388,14 @@ class InferencePool:
             task.cancel()
 
         if not await self._dispatcher.wait_idle(drain_timeout):
-            logger.warning("Closing the pool with requests still in flight after %.1fs", drain_timeout)
+            logger.warning(
+                "Closing the pool with requests still in flight after %.1fs",
+                drain_timeout,
+            )
         await self._dispatcher.stop()
-        await asyncio.gather(*(self._stop_worker(w) for w in list(self._workers.values())))
+        await asyncio.gather(
+            *(self._stop_worker(w) for w in list(self._workers.values()))
+        )
         logger.info("Inference pool closed")
 
     async def _stop_worker(self, worker: Worker, timeout: float = 10.0) -> None:
@@ -370,7 +407,11 @@ class InferencePool:
         deadline = loop.time() + timeout
         while worker.process.poll() is None:
             if loop.time() >= deadline:
-                logger.warning("Worker %d did not exit within %.1fs; killing it", worker.pid, timeout)
+                logger.warning(
+                    "Worker %d did not exit within %.1fs; killing it",
+                    worker.pid,
+                    timeout,
+                )
                 worker.process.send_signal(signal.SIGKILL)
                 await loop.run_in_executor(None, worker.process.wait)
                 break
@@ -427,7 +468,9 @@ class LocalPool:
         self._in_flight += 1
         try:
             return await call_with_timeout(
-                self.registry.call(model_name, model_version, method_name, args, kwargs),
+                self.registry.call(
+                    model_name, model_version, method_name, args, kwargs
+                ),
                 timeout,
                 f"Request to model {model_name!r}",
             )

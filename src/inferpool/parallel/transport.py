@@ -267,10 +267,13 @@ class Connection(asyncio.BufferedProtocol):
         self._frames_received += 1
         try:
             obj = pickle.loads(payload, buffers=buffers)
-        except Exception as exc:  # noqa: BLE001 - any unpickling failure
-            self._on_decode_error(message_id, FrameDecodeError(
-                f"Could not unpickle message {message_id!r}: {type(exc).__name__}: {exc}"
-            ))
+        except Exception as exc:
+            self._on_decode_error(
+                message_id,
+                FrameDecodeError(
+                    f"Could not unpickle message {message_id!r}: {type(exc).__name__}: {exc}"
+                ),
+            )
             return
         finally:
             payload.release()

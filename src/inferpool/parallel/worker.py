@@ -55,7 +55,7 @@ def exception_info(exc: BaseException) -> ExceptionInfo:
     try:
         pickled = pickle.dumps(exc, protocol=5)
         pickle.loads(pickled)
-    except Exception:  # noqa: BLE001 - any failure means "send it as text"
+    except Exception:
         pickled = None
     tb = "".join(traceback.format_exception(cls, exc, exc.__traceback__))
     return ExceptionInfo(type_path, str(exc), pickled, tb)
@@ -97,10 +97,14 @@ class WorkerServer:
                 running.cancel()
             return
         else:
-            logger.error("Worker %d received an unknown message %r", os.getpid(), message)
+            logger.error(
+                "Worker %d received an unknown message %r", os.getpid(), message
+            )
             return
         self._tasks[message.id] = task
-        task.add_done_callback(lambda _, message_id=message.id: self._tasks.pop(message_id, None))
+        task.add_done_callback(
+            lambda _, message_id=message.id: self._tasks.pop(message_id, None)
+        )
 
     def _on_decode_error(self, message_id: str, exc: Exception) -> None:
         self._reply(ModelResponseMessage(message_id, exception=exception_info(exc)))
@@ -116,7 +120,7 @@ class WorkerServer:
             )
         except asyncio.CancelledError:
             return  # the caller gave up and expects no response
-        except BaseException as exc:  # noqa: BLE001 - every error goes back
+        except BaseException as exc:
             self._reply(ModelResponseMessage(message.id, exception=exception_info(exc)))
             return
         self._reply(ModelResponseMessage(message.id, return_value=result), message)
@@ -130,18 +134,20 @@ class WorkerServer:
                 await self.registry.unload(settings.name, settings.version)
         except asyncio.CancelledError:
             return
-        except BaseException as exc:  # noqa: BLE001 - every error goes back
+        except BaseException as exc:
             self._reply(ModelResponseMessage(message.id, exception=exception_info(exc)))
             return
         self._reply(ModelResponseMessage(message.id))
 
-    def _reply(self, response: ModelResponseMessage, request: ModelRequestMessage | None = None) -> None:
+    def _reply(
+        self, response: ModelResponseMessage, request: ModelRequestMessage | None = None
+    ) -> None:
         connection = self._connection
         if connection is None or connection.closed:
             return
         try:
             connection.send(response.id, response)
-        except Exception as exc:  # noqa: BLE001 - the value did not pickle
+        except Exception as exc:
             if request is None:
                 raise
             error = TypeError(
@@ -149,7 +155,10 @@ class WorkerServer:
                 f"{request.model_name!r} cannot be sent to the front end: "
                 f"{type(exc).__name__}: {exc}"
             )
-            connection.send(response.id, ModelResponseMessage(response.id, exception=exception_info(error)))
+            connection.send(
+                response.id,
+                ModelResponseMessage(response.id, exception=exception_info(error)),
+            )
 
 
 def _exit_with_parent(parent_pid: int) -> None:
@@ -206,4 +215,3 @@ def main(argv: list[str] | None = None) -> None:
     sock = socket.socket(fileno=args.fd)
     _install_event_loop_policy()
     asyncio.run(WorkerServer().serve(sock))
-

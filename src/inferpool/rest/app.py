@@ -26,8 +26,15 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from ..errors import InvalidRequest, ModelNotFound, PayloadTooLarge, ServerShuttingDown, describe_exception, status_of
 from ..codecs.rest import decode_rest_request, encode_rest_response
+from ..errors import (
+    InvalidRequest,
+    ModelNotFound,
+    PayloadTooLarge,
+    ServerShuttingDown,
+    describe_exception,
+    status_of,
+)
 from ..metrics import ServerMetrics
 from ..parallel.pool import call_with_timeout
 from ..parallel.transport import OUT_OF_BAND_MIN_BYTES
@@ -65,7 +72,12 @@ def error_body(message: str) -> bytes:
 def error_response(exc: BaseException) -> Response:
     status, _ = status_of(exc)
     headers = {"Retry-After": "1"} if status == 503 else None
-    return Response(error_body(describe_exception(exc)), status, headers, media_type="application/json")
+    return Response(
+        error_body(describe_exception(exc)),
+        status,
+        headers,
+        media_type="application/json",
+    )
 
 
 def json_response(content: Any, status: int = 200) -> Response:
@@ -109,31 +121,41 @@ class RestApp:
 
     # -- inference fast path -----------------------------------------------------
 
-    async def _infer(self, scope: Scope, receive: Receive, send: Send, path: str) -> None:
+    async def _infer(
+        self, scope: Scope, receive: Receive, send: Send, path: str
+    ) -> None:
         started = time.perf_counter()
         model_name = ""
         try:
             model_name, version = _parse_infer_path(path)
-            status, body, headers = await self._run_infer(scope, receive, model_name, version)
+            status, body, headers = await self._run_infer(
+                scope, receive, model_name, version
+            )
         except ClientDisconnected:
             self._observe(model_name, "499", started)
             return
-        except Exception as exc:  # noqa: BLE001 - every error becomes a response
+        except Exception as exc:
             status, grpc_status = status_of(exc)
             if status >= 500 and grpc_status == "INTERNAL":
-                logger.error("Inference on %s failed: %s", path, describe_exception(exc))
+                logger.error(
+                    "Inference on %s failed: %s", path, describe_exception(exc)
+                )
             body = error_body(describe_exception(exc))
             headers = [(b"content-type", _JSON)]
             if status == 503:
                 headers.append((b"retry-after", b"1"))
         headers.append((b"content-length", str(len(body)).encode()))
-        await send({"type": "http.response.start", "status": status, "headers": headers})
+        await send(
+            {"type": "http.response.start", "status": status, "headers": headers}
+        )
         await send({"type": "http.response.body", "body": body})
         self._observe(model_name, str(status), started)
 
     def _observe(self, model_name: str, status: str, started: float) -> None:
         if self._metrics is not None:
-            self._metrics.observe_request(model_name, "rest", status, time.perf_counter() - started)
+            self._metrics.observe_request(
+                model_name, "rest", status, time.perf_counter() - started
+            )
 
     async def _run_infer(
         self, scope: Scope, receive: Receive, name: str, version: str | None
@@ -145,7 +167,9 @@ class RestApp:
         header_length: int | None = None
         for key, value in scope["headers"]:
             if key == b"inference-header-content-length":
-                header_length = _parse_int_header("Inference-Header-Content-Length", value)
+                header_length = _parse_int_header(
+                    "Inference-Header-Content-Length", value
+                )
         body: Any = await _read_body(receive, self._max_body)
         if header_length is not None and header_length > len(body):
             raise InvalidRequest(
@@ -158,7 +182,12 @@ class RestApp:
             # meet, and send merged requests to the workers.
             request = decode_rest_request(body, header_length)
             response = await _until_disconnected(
-                receive, call_with_timeout(model.batcher.predict(request), timeout, f"Request to model {name!r}")
+                receive,
+                call_with_timeout(
+                    model.batcher.predict(request),
+                    timeout,
+                    f"Request to model {name!r}",
+                ),
             )
             result_body, result_headers = encode_rest_response(response, request)
         else:
@@ -166,9 +195,19 @@ class RestApp:
                 body = pickle.PickleBuffer(body)
             result_body, result_headers = await _until_disconnected(
                 receive,
-                self._repository.pool.call(name, model.version, REST_INFER, body, header_length, timeout=timeout),
+                self._repository.pool.call(
+                    name,
+                    model.version,
+                    REST_INFER,
+                    body,
+                    header_length,
+                    timeout=timeout,
+                ),
             )
-        headers = [(key.lower().encode(), value.encode()) for key, value in result_headers.items()]
+        headers = [
+            (key.lower().encode(), value.encode())
+            for key, value in result_headers.items()
+        ]
         if not isinstance(result_body, bytes):
             result_body = bytes(result_body)
         return 200, result_body, headers
@@ -208,7 +247,9 @@ class RestApp:
             return Response(status_code=200)
         state = self._repository.get(name, version)
         detail = f": {state.reason}" if state.reason else ""
-        return json_response({"error": f"Model {name!r} is not ready (state {state.state}){detail}"}, 503)
+        return json_response(
+            {"error": f"Model {name!r} is not ready (state {state.state}){detail}"}, 503
+        )
 
     async def repository_index(self, request: Request) -> Response:
         ready_only = False
@@ -217,13 +258,21 @@ class RestApp:
             try:
                 options = _decode_json(body)
             except msgspec.DecodeError as exc:
-                raise InvalidRequest(f"Invalid JSON in repository index request: {exc}") from None
+                raise InvalidRequest(
+                    f"Invalid JSON in repository index request: {exc}"
+                ) from None
             if not isinstance(options, dict):
-                raise InvalidRequest("Invalid repository index request: expected a JSON object")
+                raise InvalidRequest(
+                    "Invalid repository index request: expected a JSON object"
+                )
             ready_only = bool(options.get("ready", False))
         items = []
         for model in self._repository.index(ready_only):
-            item: dict[str, Any] = {"name": model.name, "state": model.state, "reason": model.reason}
+            item: dict[str, Any] = {
+                "name": model.name,
+                "state": model.state,
+                "reason": model.reason,
+            }
             if model.version is not None:
                 item["version"] = model.version
             items.append(item)
@@ -254,12 +303,24 @@ def _routes(app: RestApp) -> list[Route]:
         Route("/v2/health/ready", app.ready, methods=["GET"]),
         Route("/v2", app.server_metadata, methods=["GET"]),
         Route("/v2/models/{name}", app.model_metadata, methods=["GET"]),
-        Route("/v2/models/{name}/versions/{version}", app.model_metadata, methods=["GET"]),
+        Route(
+            "/v2/models/{name}/versions/{version}", app.model_metadata, methods=["GET"]
+        ),
         Route("/v2/models/{name}/ready", app.model_ready, methods=["GET"]),
-        Route("/v2/models/{name}/versions/{version}/ready", app.model_ready, methods=["GET"]),
+        Route(
+            "/v2/models/{name}/versions/{version}/ready",
+            app.model_ready,
+            methods=["GET"],
+        ),
         Route("/v2/repository/index", app.repository_index, methods=["POST"]),
-        Route("/v2/repository/models/{name}/load", app.repository_load, methods=["POST"]),
-        Route("/v2/repository/models/{name}/unload", app.repository_unload, methods=["POST"]),
+        Route(
+            "/v2/repository/models/{name}/load", app.repository_load, methods=["POST"]
+        ),
+        Route(
+            "/v2/repository/models/{name}/unload",
+            app.repository_unload,
+            methods=["POST"],
+        ),
         Route("/v2/docs/openapi.json", app.openapi, methods=["GET"]),
     ]
 
@@ -272,13 +333,20 @@ async def _http_exception_handler(request: Request, exc: Exception) -> Response:
         message = f"Method {request.method} is not allowed on {request.url.path}"
     else:
         message = str(exc.detail)
-    return Response(error_body(message), exc.status_code, exc.headers, media_type="application/json")
+    return Response(
+        error_body(message), exc.status_code, exc.headers, media_type="application/json"
+    )
 
 
 async def _unexpected_exception_handler(request: Request, exc: Exception) -> Response:
     status, grpc_status = status_of(exc)
     if status >= 500 and grpc_status == "INTERNAL":
-        logger.error("%s %s failed: %s", request.method, request.url.path, describe_exception(exc))
+        logger.error(
+            "%s %s failed: %s",
+            request.method,
+            request.url.path,
+            describe_exception(exc),
+        )
     return error_response(exc)
 
 
@@ -312,7 +380,9 @@ async def _until_disconnected(receive: Receive, work: Coroutine[Any, Any, T]) ->
         nonlocal watcher
         watcher = asyncio.ensure_future(watch())
 
-    handle = asyncio.get_running_loop().call_later(_DISCONNECT_WATCH_DELAY, start_watching)
+    handle = asyncio.get_running_loop().call_later(
+        _DISCONNECT_WATCH_DELAY, start_watching
+    )
     try:
         return await work
     except asyncio.CancelledError:
@@ -338,9 +408,13 @@ def _parse_int_header(name: str, value: bytes) -> int:
     try:
         number = int(value)
     except ValueError:
-        raise InvalidRequest(f"Invalid {name} header {value.decode(errors='replace')!r}: expected a non-negative integer") from None
+        raise InvalidRequest(
+            f"Invalid {name} header {value.decode(errors='replace')!r}: expected a non-negative integer"
+        ) from None
     if number < 0:
-        raise InvalidRequest(f"Invalid {name} header {number}: expected a non-negative integer")
+        raise InvalidRequest(
+            f"Invalid {name} header {number}: expected a non-negative integer"
+        )
     return number
 
 

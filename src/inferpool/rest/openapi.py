@@ -8,8 +8,19 @@ from typing import Any
 from ..settings import Settings
 
 _DATATYPES = [
-    "BOOL", "UINT8", "UINT16", "UINT32", "UINT64", "INT8", "INT16", "INT32",
-    "INT64", "FP16", "FP32", "FP64", "BYTES",
+    "BOOL",
+    "UINT8",
+    "UINT16",
+    "UINT32",
+    "UINT64",
+    "INT8",
+    "INT16",
+    "INT32",
+    "INT64",
+    "FP16",
+    "FP32",
+    "FP64",
+    "BYTES",
 ]
 
 
@@ -18,11 +29,16 @@ def _ref(name: str) -> dict[str, str]:
 
 
 def _error_response(description: str) -> dict[str, Any]:
-    return {"description": description, "content": {"application/json": {"schema": _ref("Error")}}}
+    return {
+        "description": description,
+        "content": {"application/json": {"schema": _ref("Error")}},
+    }
 
 
 _ERRORS = {
-    "400": _error_response("Invalid request; the message names the field and the problem"),
+    "400": _error_response(
+        "Invalid request; the message names the field and the problem"
+    ),
     "404": _error_response("Unknown model or version"),
     "413": _error_response("Request body larger than max_body_size"),
     "500": _error_response("The model raised; the message names the exception"),
@@ -31,7 +47,12 @@ _ERRORS = {
 }
 
 _NAME = {"name": "name", "in": "path", "required": True, "schema": {"type": "string"}}
-_VERSION = {"name": "version", "in": "path", "required": True, "schema": {"type": "string"}}
+_VERSION = {
+    "name": "version",
+    "in": "path",
+    "required": True,
+    "schema": {"type": "string"},
+}
 
 _SCHEMAS: dict[str, Any] = {
     "Error": {
@@ -127,7 +148,10 @@ _SCHEMAS: dict[str, Any] = {
         "properties": {
             "name": {"type": "string"},
             "version": {"type": "string"},
-            "state": {"type": "string", "enum": ["READY", "LOADING", "UNLOADING", "UNAVAILABLE"]},
+            "state": {
+                "type": "string",
+                "enum": ["READY", "LOADING", "UNLOADING", "UNAVAILABLE"],
+            },
             "reason": {"type": "string"},
         },
     },
@@ -135,7 +159,10 @@ _SCHEMAS: dict[str, Any] = {
 
 
 def _json_body(schema: str, required: bool = True) -> dict[str, Any]:
-    return {"required": required, "content": {"application/json": {"schema": _ref(schema)}}}
+    return {
+        "required": required,
+        "content": {"application/json": {"schema": _ref(schema)}},
+    }
 
 
 def _ok(description: str, schema: str | None = None) -> dict[str, Any]:
@@ -151,7 +178,10 @@ def _infer_operation(parameters: list[dict[str, Any]]) -> dict[str, Any]:
             "summary": "Run inference",
             "parameters": parameters,
             "requestBody": _json_body("InferenceRequest"),
-            "responses": {"200": _ok("Inference result", "InferenceResponse"), **_ERRORS},
+            "responses": {
+                "200": _ok("Inference result", "InferenceResponse"),
+                **_ERRORS,
+            },
         }
     }
 
@@ -166,27 +196,93 @@ def openapi_document(settings: Settings) -> dict[str, Any]:
             "version": settings.server_version,
         },
         "paths": {
-            "/v2/health/live": {"get": {"summary": "Server liveness", "responses": {"200": _ok("Live")}}},
-            "/v2/health/ready": {"get": {"summary": "Server readiness: every model loaded and a worker ready", "responses": status_only}},
-            "/v2": {"get": {"summary": "Server metadata", "responses": {"200": _ok("Metadata", "MetadataServerResponse")}}},
-            "/v2/models/{name}": {"get": {"summary": "Model metadata", "parameters": [_NAME], "responses": {"200": _ok("Metadata", "MetadataModelResponse"), **_ERRORS}}},
-            "/v2/models/{name}/versions/{version}": {"get": {"summary": "Model version metadata", "parameters": [_NAME, _VERSION], "responses": {"200": _ok("Metadata", "MetadataModelResponse"), **_ERRORS}}},
-            "/v2/models/{name}/ready": {"get": {"summary": "Model readiness", "parameters": [_NAME], "responses": {**status_only, "404": _ERRORS["404"]}}},
-            "/v2/models/{name}/versions/{version}/ready": {"get": {"summary": "Model version readiness", "parameters": [_NAME, _VERSION], "responses": {**status_only, "404": _ERRORS["404"]}}},
+            "/v2/health/live": {
+                "get": {"summary": "Server liveness", "responses": {"200": _ok("Live")}}
+            },
+            "/v2/health/ready": {
+                "get": {
+                    "summary": "Server readiness: every model loaded and a worker ready",
+                    "responses": status_only,
+                }
+            },
+            "/v2": {
+                "get": {
+                    "summary": "Server metadata",
+                    "responses": {"200": _ok("Metadata", "MetadataServerResponse")},
+                }
+            },
+            "/v2/models/{name}": {
+                "get": {
+                    "summary": "Model metadata",
+                    "parameters": [_NAME],
+                    "responses": {
+                        "200": _ok("Metadata", "MetadataModelResponse"),
+                        **_ERRORS,
+                    },
+                }
+            },
+            "/v2/models/{name}/versions/{version}": {
+                "get": {
+                    "summary": "Model version metadata",
+                    "parameters": [_NAME, _VERSION],
+                    "responses": {
+                        "200": _ok("Metadata", "MetadataModelResponse"),
+                        **_ERRORS,
+                    },
+                }
+            },
+            "/v2/models/{name}/ready": {
+                "get": {
+                    "summary": "Model readiness",
+                    "parameters": [_NAME],
+                    "responses": {**status_only, "404": _ERRORS["404"]},
+                }
+            },
+            "/v2/models/{name}/versions/{version}/ready": {
+                "get": {
+                    "summary": "Model version readiness",
+                    "parameters": [_NAME, _VERSION],
+                    "responses": {**status_only, "404": _ERRORS["404"]},
+                }
+            },
             "/v2/models/{name}/infer": _infer_operation([_NAME]),
-            "/v2/models/{name}/versions/{version}/infer": _infer_operation([_NAME, _VERSION]),
+            "/v2/models/{name}/versions/{version}/infer": _infer_operation(
+                [_NAME, _VERSION]
+            ),
             "/v2/repository/index": {
                 "post": {
                     "summary": "List the models of the repository with their states",
                     "requestBody": _json_body("RepositoryIndexRequest", required=False),
                     "responses": {
-                        "200": {"description": "Index", "content": {"application/json": {"schema": {"type": "array", "items": _ref("RepositoryIndexItem")}}}},
+                        "200": {
+                            "description": "Index",
+                            "content": {
+                                "application/json": {
+                                    "schema": {
+                                        "type": "array",
+                                        "items": _ref("RepositoryIndexItem"),
+                                    }
+                                }
+                            },
+                        },
                         "400": _ERRORS["400"],
                     },
                 }
             },
-            "/v2/repository/models/{name}/load": {"post": {"summary": "Load or reload a model from the repository folder", "parameters": [_NAME], "responses": {"200": _ok("Loaded"), **_ERRORS}}},
-            "/v2/repository/models/{name}/unload": {"post": {"summary": "Unload a model", "parameters": [_NAME], "responses": {"200": _ok("Unloaded"), **_ERRORS}}},
+            "/v2/repository/models/{name}/load": {
+                "post": {
+                    "summary": "Load or reload a model from the repository folder",
+                    "parameters": [_NAME],
+                    "responses": {"200": _ok("Loaded"), **_ERRORS},
+                }
+            },
+            "/v2/repository/models/{name}/unload": {
+                "post": {
+                    "summary": "Unload a model",
+                    "parameters": [_NAME],
+                    "responses": {"200": _ok("Unloaded"), **_ERRORS},
+                }
+            },
         },
         "components": {"schemas": _SCHEMAS},
     }

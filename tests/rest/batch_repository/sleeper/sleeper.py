@@ -13,4 +13,6 @@ class Sleeper(MLModel):
     async def predict(self, payload: InferenceRequest) -> InferenceResponse:
         time.sleep(float((payload.parameters or {}).get("sleep", 0.2)))
         array = NumpyCodec.decode_input(payload.inputs[0])
-        return InferenceResponse(model_name=self.name, outputs=[NumpyCodec.encode_output("same", array)])
+        return InferenceResponse(
+            model_name=self.name, outputs=[NumpyCodec.encode_output("same", array)]
+        )

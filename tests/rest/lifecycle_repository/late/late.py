@@ -11,11 +11,15 @@ from inferpool.types import InferenceRequest, InferenceResponse
 
 class Late(MLModel):
     async def load(self) -> bool:
-        await asyncio.sleep(float(self.settings.parameters.extra.get("load_seconds", 2)))
+        await asyncio.sleep(
+            float(self.settings.parameters.extra.get("load_seconds", 2))
+        )
         return True
 
     async def predict(self, payload: InferenceRequest) -> InferenceResponse:
         seconds = float((payload.parameters or {}).get("sleep", 0))
         await asyncio.sleep(seconds)
         array = NumpyCodec.decode_input(payload.inputs[0])
-        return InferenceResponse(model_name=self.name, outputs=[NumpyCodec.encode_output("same", array)])
+        return InferenceResponse(
+            model_name=self.name, outputs=[NumpyCodec.encode_output("same", array)]
+        )

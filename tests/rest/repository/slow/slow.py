@@ -14,4 +14,6 @@ class Slow(MLModel):
         seconds = float((payload.parameters or {}).get("sleep", 0.5))
         await asyncio.sleep(seconds)
         array = NumpyCodec.decode_input(payload.inputs[0])
-        return InferenceResponse(model_name=self.name, outputs=[NumpyCodec.encode_output("same", array)])
+        return InferenceResponse(
+            model_name=self.name, outputs=[NumpyCodec.encode_output("same", array)]
+        )

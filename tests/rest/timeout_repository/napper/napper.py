@@ -13,4 +13,6 @@ class Napper(MLModel):
     async def predict(self, payload: InferenceRequest) -> InferenceResponse:
         await asyncio.sleep(float((payload.parameters or {}).get("sleep", 0)))
         array = NumpyCodec.decode_input(payload.inputs[0])
-        return InferenceResponse(model_name=self.name, outputs=[NumpyCodec.encode_output("same", array)])
+        return InferenceResponse(
+            model_name=self.name, outputs=[NumpyCodec.encode_output("same", array)]
+        )

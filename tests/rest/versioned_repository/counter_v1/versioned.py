@@ -17,7 +17,9 @@ _loads = itertools.count(1)
 
 class Versioned(MLModel):
     async def load(self) -> bool:
-        await asyncio.sleep(float(self.settings.parameters.extra.get("load_seconds", 0)))
+        await asyncio.sleep(
+            float(self.settings.parameters.extra.get("load_seconds", 0))
+        )
         self.generation = next(_loads)
         return True
 
@@ -28,6 +30,8 @@ class Versioned(MLModel):
             outputs=[
                 NumpyCodec.encode_output("same", array),
                 StringCodec.encode_output("version", [self.version or ""]),
-                NumpyCodec.encode_output("generation", np.array([self.generation], dtype=np.int64)),
+                NumpyCodec.encode_output(
+                    "generation", np.array([self.generation], dtype=np.int64)
+                ),
             ],
         )
