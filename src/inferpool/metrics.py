@@ -132,7 +132,8 @@ class ServerMetrics:
         children[1].observe(seconds)
 
     def render(self) -> bytes:
-        return generate_latest(self.registry)
+        rendered: bytes = generate_latest(self.registry)
+        return rendered
 
 
 class MetricsServer:

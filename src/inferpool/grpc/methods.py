@@ -9,7 +9,6 @@ run on every worker's core instead of the front end's one.
 from __future__ import annotations
 
 import pickle
-from typing import Any
 
 from google.protobuf.message import DecodeError
 
@@ -61,7 +60,7 @@ async def grpc_infer(
     """
     request, raw_outputs = decode_infer_request(body)
     response = _complete_response(model, request, await model.predict(request))
-    encoded: Any = response_to_proto(response, raw_outputs).SerializeToString()
+    encoded: bytes = response_to_proto(response, raw_outputs).SerializeToString()
     if len(encoded) >= OUT_OF_BAND_MIN_BYTES:
         return pickle.PickleBuffer(encoded)
     return encoded

@@ -101,10 +101,13 @@ class WorkerServer:
                 "Worker %d received an unknown message %r", os.getpid(), message
             )
             return
-        self._tasks[message.id] = task
-        task.add_done_callback(
-            lambda _, message_id=message.id: self._tasks.pop(message_id, None)
-        )
+        message_id = message.id
+        self._tasks[message_id] = task
+
+        def forget(_: asyncio.Future[None]) -> None:
+            self._tasks.pop(message_id, None)
+
+        task.add_done_callback(forget)
 
     def _on_decode_error(self, message_id: str, exc: Exception) -> None:
         self._reply(ModelResponseMessage(message_id, exception=exception_info(exc)))
