@@ -98,6 +98,15 @@ def test_openapi_document(server: ServerProcess) -> None:
     assert "/v2/models/{name}/infer" in document["paths"]
 
 
+def test_docs_page_lists_routes(server: ServerProcess) -> None:
+    status, headers, body = server.request("GET", "/v2/docs")
+
+    assert status == 200
+    assert headers["content-type"].startswith("text/html")
+    assert b"/v2/models/{name}/infer" in body
+    assert b"<script" not in body
+
+
 def test_model_exception_is_500_with_class(server: ServerProcess) -> None:
     status, body = server.json(
         "POST",

@@ -42,7 +42,7 @@ from ..protocol import REST_INFER
 from ..repository import ModelRepository
 from ..settings import Settings
 from ..types import MetadataServerResponse
-from .openapi import openapi_document
+from .openapi import docs_page, openapi_document
 
 logger = logging.getLogger(__name__)
 
@@ -296,6 +296,9 @@ class RestApp:
     async def openapi(self, request: Request) -> Response:
         return json_response(openapi_document(self._settings))
 
+    async def docs(self, request: Request) -> Response:
+        return Response(docs_page(self._settings), media_type="text/html")
+
 
 def _routes(app: RestApp) -> list[Route]:
     return [
@@ -322,6 +325,7 @@ def _routes(app: RestApp) -> list[Route]:
             methods=["POST"],
         ),
         Route("/v2/docs/openapi.json", app.openapi, methods=["GET"]),
+        Route("/v2/docs", app.docs, methods=["GET"]),
     ]
 
 

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import html
 from typing import Any
 
 from ..settings import Settings
@@ -286,3 +287,33 @@ def openapi_document(settings: Settings) -> dict[str, Any]:
         },
         "components": {"schemas": _SCHEMAS},
     }
+
+
+def docs_page(settings: Settings) -> str:
+    """Render the OpenAPI document as a self-contained HTML page (no script
+    or stylesheet from elsewhere, so it works without network access)."""
+    document = openapi_document(settings)
+    rows = []
+    for path, operations in document["paths"].items():
+        for method, operation in operations.items():
+            statuses = ", ".join(sorted(operation.get("responses", {})))
+            rows.append(
+                f"<tr><td><code>{html.escape(method.upper())}</code></td>"
+                f"<td><code>{html.escape(path)}</code></td>"
+                f"<td>{html.escape(operation.get('summary', ''))}</td>"
+                f"<td>{html.escape(statuses)}</td></tr>"
+            )
+    title = html.escape(document["info"]["title"])
+    return (
+        "<!doctype html><html><head><meta charset='utf-8'>"
+        f"<title>{title}</title>"
+        "<style>body{font-family:sans-serif;margin:2em}td,th{padding:.3em .8em;"
+        "text-align:left;border-bottom:1px solid #ddd}</style></head><body>"
+        f"<h1>{title}</h1>"
+        '<p>Errors are JSON objects <code>{"error": "..."}</code>. '
+        "The machine-readable document is at "
+        "<a href='/v2/docs/openapi.json'>/v2/docs/openapi.json</a>.</p>"
+        "<table><tr><th>Method</th><th>Path</th><th>Summary</th><th>Statuses</th></tr>"
+        + "".join(rows)
+        + "</table></body></html>"
+    )
