@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import signal
 import socket
 import subprocess
@@ -13,6 +14,19 @@ import urllib.error
 import urllib.request
 from pathlib import Path
 from typing import Any
+
+
+def copy_repository(
+    source: Path, target: Path, shared_module: Path | None = None
+) -> Path:
+    """Copy a test model repository to `target`. `shared_module` is copied
+    into every model folder, since each model imports its code from its own
+    folder."""
+    shutil.copytree(source, target)
+    if shared_module is not None:
+        for settings in target.rglob("model-settings.json"):
+            shutil.copy(shared_module, settings.parent / shared_module.name)
+    return target
 
 
 def free_port() -> int:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import shutil
 from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
@@ -13,7 +12,7 @@ import grpc
 import numpy as np
 import pytest
 import tritonclient.grpc as grpcclient
-from server_helpers import ServerProcess, raw_request
+from server_helpers import ServerProcess, copy_repository, raw_request
 
 VERSIONED_REPOSITORY = Path(__file__).parent / "versioned_repository"
 BODY = json.dumps(
@@ -24,7 +23,9 @@ BODY = json.dumps(
 @pytest.fixture
 def server(tmp_path: Path) -> Iterator[ServerProcess]:
     folder = tmp_path / "models"
-    shutil.copytree(VERSIONED_REPOSITORY, folder)
+    copy_repository(
+        VERSIONED_REPOSITORY, folder, Path(__file__).parent / "versioned_model.py"
+    )
     process = ServerProcess(folder, "--parallel-workers", "2").start()
     yield process
     assert process.stop() == 0

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import shutil
 import socket
 import time
 import urllib.request
@@ -14,7 +13,7 @@ import numpy as np
 import pytest
 import tritonclient.grpc as grpcclient
 from prometheus_client.parser import text_string_to_metric_families
-from server_helpers import ServerProcess
+from server_helpers import ServerProcess, copy_repository
 
 TIMEOUT_REPOSITORY = Path(__file__).parent / "timeout_repository"
 
@@ -22,7 +21,9 @@ TIMEOUT_REPOSITORY = Path(__file__).parent / "timeout_repository"
 @pytest.fixture(scope="module")
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
     folder = tmp_path_factory.mktemp("timeouts") / "models"
-    shutil.copytree(TIMEOUT_REPOSITORY, folder)
+    copy_repository(
+        TIMEOUT_REPOSITORY, folder, Path(__file__).parent / "napper_model.py"
+    )
     process = ServerProcess(folder, "--parallel-workers", "2").start()
     yield process
     assert process.stop() == 0

@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import math
 import re
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from typing import Annotated, Any
 
 import msgspec
@@ -159,6 +159,26 @@ def _data_decoder(datatype: Datatype, depth: int) -> msgspec.json.Decoder[Any]:
 # Decoding
 
 
+def requested_outputs(
+    entries: Iterable[tuple[str, Parameters | None]],
+) -> list[RequestOutput]:
+    """Build the `outputs` of a request from (name, parameters) pairs.
+
+    Raises `InvalidRequest` when a name is requested twice.
+    """
+    outputs: list[RequestOutput] = []
+    seen: dict[str, int] = {}
+    for index, (name, parameters) in enumerate(entries):
+        first = seen.setdefault(name, index)
+        if first != index:
+            raise InvalidRequest(
+                f"Duplicate output name {name!r} in outputs[{first}] "
+                f"and outputs[{index}]"
+            )
+        outputs.append(RequestOutput(name=name, parameters=parameters))
+    return outputs
+
+
 def decode_rest_request(
     body: bytes | bytearray | memoryview, header_length: int | None = None
 ) -> InferenceRequest:
@@ -201,21 +221,9 @@ def decode_rest_request(
 
     outputs: list[RequestOutput] | None = None
     if wire.outputs is not None:
-        outputs = []
-        seen: dict[str, int] = {}
-        for index, wire_output in enumerate(wire.outputs):
-            first = seen.setdefault(wire_output.name, index)
-            if first != index:
-                raise InvalidRequest(
-                    f"Duplicate output name {wire_output.name!r} in outputs[{first}] "
-                    f"and outputs[{index}]"
-                )
-            outputs.append(
-                RequestOutput(
-                    name=wire_output.name,
-                    parameters=_to_parameters(wire_output.parameters),
-                )
-            )
+        outputs = requested_outputs(
+            (o.name, _to_parameters(o.parameters)) for o in wire.outputs
+        )
 
     return InferenceRequest(
         id=wire.id,

@@ -29,6 +29,7 @@ from typing import Any
 import msgspec
 import numpy as np
 
+from ..codecs.rest import requested_outputs
 from ..errors import InferpoolError, InvalidRequest
 from ..rest import binary
 from ..rest.binary import BINARY_DATA, BINARY_DATA_SIZE, BinaryFormatError
@@ -320,21 +321,9 @@ def request_from_proto(message: pb.ModelInferRequest) -> InferenceRequest:
 
     outputs: list[RequestOutput] | None = None
     if len(message.outputs):
-        outputs = []
-        requested: dict[str, int] = {}
-        for index, output in enumerate(message.outputs):
-            first = requested.setdefault(output.name, index)
-            if first != index:
-                raise InvalidRequest(
-                    f"Duplicate output name {output.name!r} in outputs[{first}] "
-                    f"and outputs[{index}]"
-                )
-            outputs.append(
-                RequestOutput(
-                    name=output.name,
-                    parameters=parameters_from_proto(output.parameters),
-                )
-            )
+        outputs = requested_outputs(
+            (o.name, parameters_from_proto(o.parameters)) for o in message.outputs
+        )
 
     return InferenceRequest(
         id=message.id or None,
