@@ -252,7 +252,10 @@ def main() -> None:
 
     rows = summarize(rounds)
     if args.json:
-        json.dump({"summary": rows, "rounds": rounds}, sys.stdout, indent=2)
+        commit = subprocess.run(
+            ["git", "rev-parse", "HEAD"], cwd=HERE, stdout=subprocess.PIPE, text=True, check=False
+        ).stdout.strip()
+        json.dump({"summary": rows, "commit": commit, "rounds": rounds}, sys.stdout, indent=2)
         sys.stdout.write("\n")
     else:
         print_table(rows, args.rounds)
