@@ -96,15 +96,15 @@ def _version_key(version: str | None) -> tuple[tuple[int, int | str], ...]:
 class ModelRepository:
     """Models by name and version, with their states, backed by a pool.
 
-    `pool_ready` is a callable that says whether the pool has a worker able
-    to serve (always true for `LocalPool`).
+    `pool_problem` is a callable that returns None while the pool has a
+    worker able to serve, and otherwise the reason it has none.
     """
 
     def __init__(
         self,
         settings: Settings,
         pool: Pool,
-        pool_ready: Any = None,
+        pool_problem: Callable[[], str | None] | None = None,
         on_load: Callable[[str, float], None] | None = None,
         on_batch: Callable[[str, int], None] | None = None,
     ) -> None:
@@ -112,7 +112,7 @@ class ModelRepository:
         self._on_load = on_load
         self._on_batch = on_batch
         self._pool = pool
-        self._pool_ready = pool_ready or (lambda: True)
+        self._pool_problem = pool_problem or (lambda: None)
         self._models: dict[str, _Model] = {}
         self.root = Path(settings.model_repository_root)
         # False until the models found at start have been tried, so that an
@@ -293,12 +293,25 @@ class ModelRepository:
     def is_model_ready(self, name: str, version: str | None = None) -> bool:
         """Whether the version is loaded and a worker can serve it. Raises
         `ModelNotFound` for an unknown model."""
-        return self.get(name, version).state == READY and self._pool_ready()
+        return self.get(name, version).state == READY and self._pool_problem() is None
+
+    def not_ready_reason(self, name: str, version: str | None = None) -> str:
+        """Return why a model version cannot serve now, or "" if it can.
+
+        Raises `ModelNotFound` for an unknown model."""
+        model_version = self.get(name, version)
+        if model_version.state != READY:
+            detail = f": {model_version.reason}" if model_version.reason else ""
+            return f"Model {name!r} is not ready (state {model_version.state}){detail}"
+        problem = self._pool_problem()
+        if problem is not None:
+            return f"Model {name!r} is not ready: {problem}"
+        return ""
 
     def is_ready(self) -> bool:
         """Whether startup loading is over, every known model is loaded and a
         worker can serve."""
-        if not self.startup_complete or not self._pool_ready():
+        if not self.startup_complete or self._pool_problem() is not None:
             return False
         return all(
             v.state == READY

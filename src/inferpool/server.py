@@ -46,13 +46,17 @@ class InferpoolServer:
             self.pool = InferencePool(settings)
             pool = self.pool
 
-            def pool_ready() -> bool:
-                return bool(pool.dispatcher.ready_workers)
+            def pool_problem() -> str | None:
+                if pool.dispatcher.ready_workers:
+                    return None
+                if pool.last_restart_error:
+                    return f"no worker is ready; the last restart failed: {pool.last_restart_error}"
+                return "no worker is ready"
         else:
             self.pool = LocalPool(settings)
 
-            def pool_ready() -> bool:
-                return True
+            def pool_problem() -> str | None:
+                return None
 
         statistics = (
             self.pool.statistics if isinstance(self.pool, InferencePool) else None
@@ -61,7 +65,7 @@ class InferpoolServer:
         self.repository = ModelRepository(
             settings,
             self.pool,
-            pool_ready,
+            pool_problem,
             on_load=self._on_model_load,
             on_batch=self._on_batch,
         )

@@ -149,6 +149,9 @@ class Settings(BaseSettings):
     max_queue_size: int = Field(default=1024, ge=0)
     # Seconds a request may take before 504; None waits forever.
     timeout: float | None = Field(default=None, gt=0)
+    # Seconds a request waits in the queue while no worker is ready (all
+    # are starting or restarting) before it gets 503.
+    no_worker_timeout: float = Field(default=10.0, gt=0)
 
     # Pool lifecycle, in seconds.
     worker_start_timeout: float = Field(default=60.0, gt=0)

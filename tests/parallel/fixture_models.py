@@ -114,3 +114,20 @@ class ArrayModel(MLModel):
 
     async def checksum(self, array: np.ndarray) -> float:
         return float(array.sum(dtype=np.float64))
+
+
+class CrashOnReloadModel(MLModel):
+    """Loads in the first process only; every later load exits the process,
+    as a model whose weights crash the interpreter would."""
+
+    async def load(self) -> bool:
+        marker = self.settings.parameters.extra["marker"]
+        try:
+            fd = os.open(marker, os.O_CREAT | os.O_EXCL | os.O_WRONLY)
+        except FileExistsError:
+            os._exit(3)
+        os.close(fd)
+        return True
+
+    async def pid(self) -> int:
+        return os.getpid()

@@ -22,6 +22,7 @@ from inferpool import (
     ModelLoadError,
     ModelNotFound,
     RequestTimeout,
+    ServerOverloaded,
     Settings,
 )
 from inferpool.parallel import InferencePool, LocalPool, WorkerStop
@@ -330,3 +331,35 @@ async def test_thousand_timeouts_leave_no_entries(make_pool) -> None:
     assert sum(stats.in_flight.values()) == 0
     assert pool.dispatcher._model_in_flight == {}
     assert await pool.call("sleep", None, "sleep", 0) in {w.pid for w in pool.workers}
+
+
+async def test_no_worker_requests_fail_in_bounded_time(
+    make_pool, tmp_path: Path
+) -> None:
+    pool = await make_pool(
+        parallel_workers=1, no_worker_timeout=0.5, restart_backoff_max=0.2
+    )
+    marker = tmp_path / "loaded-once"
+    await pool.load_model(
+        model_settings(
+            "fragile",
+            "CrashOnReloadModel",
+            parameters={"extra": {"marker": str(marker)}},
+        )
+    )
+    os.kill(pool.workers[0].pid, signal.SIGKILL)
+    await wait_until(lambda: pool.last_restart_error is not None)
+
+    loop = asyncio.get_running_loop()
+    started = loop.time()
+    with pytest.raises(
+        ServerOverloaded,
+        match=r"^No worker is ready to serve model 'fragile' after 0\.5s; retry later$",
+    ):
+        await pool.call("fragile", None, "pid")
+
+    assert loop.time() - started < 2.0
+    assert pool.statistics().ready_workers == 0
+    assert pool.dispatcher.statistics().queued == {}
+    assert "WorkerStop" in pool.last_restart_error
+    assert "exit code 3" in pool.last_restart_error

@@ -221,6 +221,7 @@ class Dispatcher:
         policy: DispatchPolicy = "least_loaded",
         max_concurrency: int = 8,
         max_queue_size: int = 1024,
+        no_worker_timeout: float = 10.0,
     ) -> None:
         if policy not in ("least_loaded", "round_robin"):
             raise ValueError(
@@ -228,6 +229,7 @@ class Dispatcher:
             )
         self._policy = policy
         self._default_limits = _ModelLimits(max_concurrency, max_queue_size)
+        self._no_worker_timeout = no_worker_timeout
         self._limits: dict[str, _ModelLimits] = {}
 
         self._attached: dict[int, Worker] = {}
@@ -417,8 +419,16 @@ class Dispatcher:
                 f"Model {model_name!r} is overloaded: {len(queue)} requests are "
                 f"queued, the limit is {limit}; retry later"
             )
-        waiter: asyncio.Future[Worker] = asyncio.get_running_loop().create_future()
+        loop = asyncio.get_running_loop()
+        waiter: asyncio.Future[Worker] = loop.create_future()
         queue.append(waiter)
+        timer = None
+        if not self._ready:
+            # No worker can serve (all are starting or restarting): wait for
+            # one, but not without bound.
+            timer = loop.call_later(
+                self._no_worker_timeout, self._expire, waiter, model_name
+            )
         try:
             return await waiter
         except asyncio.CancelledError:
@@ -427,13 +437,29 @@ class Dispatcher:
                 self._release(waiter.result(), model_name)
             raise
         finally:
-            if not waiter.done() or waiter.cancelled():
+            if timer is not None:
+                timer.cancel()
+            handed_over = (
+                waiter.done() and not waiter.cancelled() and waiter.exception() is None
+            )
+            if not handed_over:
+                # `_wake` pops the waiters it hands a worker to; any other
+                # outcome (cancelled, expired) leaves this one queued.
                 try:
                     queue.remove(waiter)
                 except ValueError:
                     pass
             if not queue and self._queues.get(model_name) is queue:
                 del self._queues[model_name]
+
+    def _expire(self, waiter: asyncio.Future[Worker], model_name: str) -> None:
+        if not waiter.done() and not self._ready:
+            waiter.set_exception(
+                ServerOverloaded(
+                    f"No worker is ready to serve model {model_name!r} after "
+                    f"{self._no_worker_timeout:g}s; retry later"
+                )
+            )
 
     def _wake(self, model_name: str) -> None:
         queue = self._queues.get(model_name)

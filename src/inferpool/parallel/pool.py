@@ -65,6 +65,9 @@ class Worker:
         self.started_at = time.monotonic()
         self.exit_code: int | None = None
         self.stopping = False
+        # Set once the worker serves traffic. A worker that dies before that
+        # is retried by the loop that started it, not replaced again.
+        self.joined = False
 
     def send(self, message: Message) -> None:
         self.connection.send(message.id, message)
@@ -113,11 +116,15 @@ class InferencePool:
             policy=settings.dispatch_policy,
             max_concurrency=settings.max_concurrency,
             max_queue_size=settings.max_queue_size,
+            no_worker_timeout=settings.no_worker_timeout,
         )
         self._models: dict[ModelKey, ModelSettings] = {}
         self._workers: dict[int, Worker] = {}
         self._restarts = 0
         self._failures_in_a_row = 0
+        # Why the last attempt to replace a dead worker failed, until one
+        # succeeds; readiness messages report it.
+        self.last_restart_error: str | None = None
         self._closing = False
         self._background: set[asyncio.Task[Any]] = set()
         self._restart_tasks: set[asyncio.Task[Any]] = set()
@@ -148,6 +155,7 @@ class InferencePool:
             raise errors[0]
         for worker in workers:
             assert isinstance(worker, Worker)
+            worker.joined = True
             self._dispatcher.on_worker_start(worker)
             self._dispatcher.on_worker_ready(worker)
 
@@ -273,7 +281,7 @@ class InferencePool:
                 )
         if time.monotonic() - worker.started_at >= _HEALTHY_UPTIME:
             self._failures_in_a_row = 0
-        if not self._closing:
+        if not self._closing and worker.joined:
             task = asyncio.get_running_loop().create_task(self._replace_worker())
             self._restart_tasks.add(task)
             task.add_done_callback(self._restart_tasks.discard)
@@ -300,8 +308,10 @@ class InferencePool:
                 worker = await self._start_worker()
                 await self._join(worker)
             except Exception as exc:
-                logger.error("Restarting a worker failed: %s", exc)
+                self.last_restart_error = f"{type(exc).__name__}: {exc}"
+                logger.error("Restarting a worker failed: %s", self.last_restart_error)
                 continue
+            self.last_restart_error = None
             self._restarts += 1
             logger.info("Worker %d replaced a dead worker and is ready", worker.pid)
             return
@@ -321,6 +331,7 @@ class InferencePool:
                 dispatcher.on_worker_stop(worker, None)
                 await self._stop_worker(worker, timeout=1.0)
                 raise
+        worker.joined = True
         dispatcher.on_worker_ready(worker)
 
     # -- models ------------------------------------------------------------------

@@ -243,13 +243,10 @@ class RestApp:
     async def model_ready(self, request: Request) -> Response:
         name = request.path_params["name"]
         version = request.path_params.get("version")
-        if self._repository.is_model_ready(name, version):
+        reason = self._repository.not_ready_reason(name, version)
+        if not reason:
             return Response(status_code=200)
-        state = self._repository.get(name, version)
-        detail = f": {state.reason}" if state.reason else ""
-        return json_response(
-            {"error": f"Model {name!r} is not ready (state {state.state}){detail}"}, 503
-        )
+        return json_response({"error": reason}, 503)
 
     async def repository_index(self, request: Request) -> Response:
         ready_only = False
