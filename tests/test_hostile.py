@@ -4,9 +4,8 @@ hang, no worker lost.
 A short form of benchmarks/hostile.py: schemathesis on the OpenAPI
 document, hypothesis on bodies of Triton's binary tensor extension and on
 gRPC ModelInferRequest messages, all against one server with 2 workers on
-the echo test model. The seed is fixed, so a run is repeatable. Findings
-of the known bugs listed in benchmarks/hostile.py are counted apart, and
-the xfail tests below reproduce each of them exactly."""
+the echo test model. The seed is fixed, so a run is repeatable. The tests
+at the end replay, exactly, the requests of bugs that these runs found."""
 
 from __future__ import annotations
 
@@ -28,7 +27,6 @@ from hostile import (  # noqa: E402
     ServerProcess,
     echo_server,
     run_hostile,
-    unknown_log_errors,
 )
 
 from inferpool.grpc import grpc_service_pb2 as pb  # noqa: E402
@@ -66,10 +64,10 @@ def phase(report: HostileReport, name: str) -> dict:
 @pytest.mark.parametrize(
     "name", ["schemathesis", "REST binary extension", "gRPC ModelInfer"]
 )
-def test_hostile_phase_has_no_new_findings(report: HostileReport, name: str) -> None:
+def test_hostile_phase_has_no_findings(report: HostileReport, name: str) -> None:
     result = phase(report, name)
     assert result["cases"] >= 100
-    assert result["finding_count"] == result["known_bug_count"], result["findings"]
+    assert result["finding_count"] == 0, result["findings"]
 
 
 def test_hostile_phases_reach_the_model(report: HostileReport) -> None:
@@ -85,8 +83,8 @@ def test_hostile_server_survives(report: HostileReport) -> None:
     assert report.restarts == 0
 
 
-def test_hostile_log_has_no_new_errors(report: HostileReport) -> None:
-    assert unknown_log_errors(report) == {}
+def test_hostile_log_has_no_errors(report: HostileReport) -> None:
+    assert report.log_errors == {}
 
 
 def rest_infer(server: ServerProcess, header: dict, binary: bool) -> tuple[int, bytes]:
@@ -98,9 +96,6 @@ def rest_infer(server: ServerProcess, header: dict, binary: bool) -> tuple[int, 
     return status, payload
 
 
-@pytest.mark.xfail(
-    reason="known bug: empty tensor with a huge extent gives 500", strict=True
-)
 @pytest.mark.parametrize("binary", [False, True])
 def test_empty_huge_shape_rest_is_400(server: ServerProcess, binary: bool) -> None:
     tensor = {"name": "x", "shape": EMPTY_HUGE_SHAPE, "datatype": "FP32"}
@@ -114,9 +109,6 @@ def test_empty_huge_shape_rest_is_400(server: ServerProcess, binary: bool) -> No
     assert status == 400, payload
 
 
-@pytest.mark.xfail(
-    reason="known bug: empty tensor with a huge extent gives INTERNAL", strict=True
-)
 @pytest.mark.parametrize("raw", [False, True])
 def test_empty_huge_shape_grpc_is_invalid_argument(
     server: ServerProcess, raw: bool
@@ -135,9 +127,6 @@ def test_empty_huge_shape_grpc_is_invalid_argument(
     )
 
 
-@pytest.mark.xfail(
-    reason="known bug: 4xx on non-inference routes logs a traceback", strict=True
-)
 def test_unknown_model_logs_no_traceback(server: ServerProcess) -> None:
     marker = "no-such-model-for-log-check"
     status, _, _ = server.request("GET", f"/v2/models/{marker}")

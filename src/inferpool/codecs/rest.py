@@ -159,6 +159,34 @@ def _data_decoder(datatype: Datatype, depth: int) -> msgspec.json.Decoder[Any]:
 # Decoding
 
 
+# numpy's limit on dimensions is 64 since numpy 2.0 and 32 before it; the
+# lower one keeps requests portable across both.
+MAX_DIMENSIONS = 32
+_MAX_ARRAY_BYTES = 2**63 - 1
+
+
+def check_shape(label: str, shape: Sequence[int], datatype: Datatype) -> None:
+    """Reject a shape that no array can have, even an empty one: too many
+    dimensions, or extents whose product overflows numpy's size limit.
+
+    Raises `InvalidRequest` naming `label` and the shape.
+    """
+    if len(shape) > MAX_DIMENSIONS:
+        raise InvalidRequest(
+            f"{label}: shape has {len(shape)} dimensions, the maximum is {MAX_DIMENSIONS}"
+        )
+    # numpy multiplies the non-zero extents even when another one is 0.
+    # BYTES tensors are arrays of object pointers, 8 bytes each.
+    size = datatype.itemsize or 8
+    for extent in shape:
+        if extent:
+            size *= extent
+            if size > _MAX_ARRAY_BYTES:
+                raise InvalidRequest(
+                    f"{label}: shape {list(shape)} is too large for any array"
+                )
+
+
 def requested_outputs(
     entries: Iterable[tuple[str, Parameters | None]],
 ) -> list[RequestOutput]:
@@ -316,6 +344,7 @@ def _decode_tensors(
             )
 
         shape = tensor.shape
+        check_shape(label, shape, datatype)
         parameters = tensor.parameters
         binary_size = None if parameters is None else parameters.get(BINARY_DATA_SIZE)
         if binary_size is None:

@@ -29,7 +29,7 @@ from typing import Any
 import msgspec
 import numpy as np
 
-from ..codecs.rest import requested_outputs
+from ..codecs.rest import check_shape, requested_outputs
 from ..errors import InferpoolError, InvalidRequest
 from ..rest import binary
 from ..rest.binary import BINARY_DATA, BINARY_DATA_SIZE, BinaryFormatError
@@ -411,6 +411,7 @@ def _check_header(
                 f"{label}: shape {shape} has a negative extent {extent} in "
                 f"dimension {dim}, expected sizes of 0 or more"
             )
+    check_shape(label, shape, datatype)
     return datatype, shape
 
 

@@ -77,6 +77,10 @@ class FrameDecodeError(Exception):
     """A frame arrived whole but its payload could not be unpickled."""
 
 
+def _ignore(*_: Any) -> None:
+    pass
+
+
 def encode_frame(message_id: str, obj: Any) -> list[bytes | memoryview]:
     """Pickle `obj` into the parts of one frame, large buffers out of band.
 
@@ -176,7 +180,18 @@ class Connection(asyncio.BufferedProtocol):
 
     def connection_lost(self, exc: Exception | None) -> None:
         self.closed = True
-        self._on_lost(exc)
+        # Drop the read buffers now: the connection may live on in reference
+        # cycles until a full garbage collection, and each buffer is 1 MiB.
+        self._buffer = bytearray()
+        self._large = None
+        self._start = self._end = 0
+        on_lost = self._on_lost
+        # Release the owner's callbacks, which usually refer back to the
+        # owner, so that a dead worker's objects are freed by reference
+        # counting.
+        self._on_message = self._on_decode_error = _ignore
+        self._on_lost = _ignore
+        on_lost(exc)
 
     def get_buffer(self, sizehint: int) -> memoryview:
         if self._large is not None:

@@ -28,6 +28,7 @@ from starlette.routing import Route
 
 from ..codecs.rest import decode_rest_request, encode_rest_response
 from ..errors import (
+    InferpoolError,
     InvalidRequest,
     ModelNotFound,
     PayloadTooLarge,
@@ -101,8 +102,12 @@ class RestApp:
         self._max_body = settings.max_body_size
         self._routes = Starlette(
             routes=_routes(self),
+            # Starlette's handler for `Exception` answers and then re-raises
+            # (so the server logs a traceback); inferpool's own errors are
+            # expected outcomes and get a handler of their class instead.
             exception_handlers={
                 HTTPException: _http_exception_handler,
+                InferpoolError: _unexpected_exception_handler,
                 Exception: _unexpected_exception_handler,
             },
         )
