@@ -3,7 +3,7 @@ call of `predict`, then splits the response back.
 
 Design notes
 ------------
-Requests wait in a list until it holds `max_batch_size` requests or the
+Requests wait in a list until it contains `max_batch_size` requests or the
 oldest has waited `max_batch_time` seconds, whichever comes first; then the
 list is flushed. A flush groups the requests by a compatibility key (each
 input's name, datatype, trailing dimensions and parameters, and the request's
@@ -45,7 +45,7 @@ PredictCall = Callable[[InferenceRequest], Awaitable[InferenceResponse]]
 
 
 class Clock(Protocol):
-    """What the batcher needs of time: schedule a callback after a delay."""
+    """Source of time for the batcher: schedules a callback after a delay."""
 
     def call_later(self, delay: float, callback: Callable[[], None]) -> Any: ...
 

@@ -2,7 +2,7 @@
 
 `ModelRepository` finds model folders on disk, loads them through the pool
 (`InferencePool` or `LocalPool`), and tracks each version's state so that
-readiness and the repository index say what is really servable. The model
+readiness and the repository index report what can serve now. The model
 objects themselves live in the pool's workers.
 """
 
@@ -63,7 +63,7 @@ class ModelVersion:
     reason: str = ""
     load_seconds: float | None = None
     metadata: Any = None
-    # Whether the pool holds this version, so unloading must reach it.
+    # Whether the pool has loaded this version, so unloading must reach it.
     loaded: bool = False
     # The adaptive batcher, for a model with max_batch_size above 1.
     batcher: AdaptiveBatcher | None = None
@@ -309,8 +309,8 @@ class ModelRepository:
         return ""
 
     def is_ready(self) -> bool:
-        """Whether startup loading is over, every known model is loaded and a
-        worker can serve."""
+        """Return whether startup loading is over, every known model is loaded
+        and a worker can serve."""
         if not self.startup_complete or self._pool_problem() is not None:
             return False
         return all(

@@ -96,8 +96,8 @@ class InferpoolServer:
     async def start(self) -> None:
         """Start the workers and the front ends, then load the models.
 
-        The front ends answer from the start, so liveness holds while the
-        models load, and readiness turns true once all of them are loaded.
+        The front ends accept requests from the start, so liveness holds
+        while the models load, and readiness turns true once all are loaded.
         """
         await self.pool.start()
         await self._start_http()

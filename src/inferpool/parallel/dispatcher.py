@@ -151,8 +151,8 @@ class AsyncResponses:
         """Complete the future waiting for `response`, with its return value
         or its exception.
 
-        A response that nobody waits for (its caller timed out or was
-        cancelled) is logged at debug level and dropped.
+        A response without a waiting caller (it timed out or was cancelled)
+        is logged at debug level and dropped.
         """
         future = self._futures.get(response.id)
         if future is None or future.done():
@@ -485,7 +485,7 @@ class Dispatcher:
         worker, or takes longer than `timeout` seconds there, is unloaded
         again on the workers where it succeeded, and `ModelLoadError` names
         the worker and the cause: a model is loaded on all workers or none.
-        A failed unload raises the first error once every worker answered.
+        A failed unload raises the first error once every worker has replied.
         """
         async with self.update_lock:
             workers = list(self._attached.values())

@@ -58,7 +58,7 @@ _INFER_SUFFIX = "/infer"
 _encode_json = msgspec.json.Encoder().encode
 _decode_json = msgspec.json.Decoder().decode
 
-# What an ASGI request callback sees of the server's lifecycle.
+# A callable that returns True once the server is shutting down.
 ShutdownFlag = Callable[[], bool]
 
 
