@@ -96,6 +96,15 @@ class MisbehavingModel(MLModel):
     async def unpicklable_result(self) -> Any:
         return threading.Lock()
 
+    async def raise_base_exception(self, kind: str) -> None:
+        errors: dict[str, BaseException] = {
+            "SystemExit": SystemExit(3),
+            "KeyboardInterrupt": KeyboardInterrupt(),
+            "CancelledError": asyncio.CancelledError("from the model"),
+            "GeneratorExit": GeneratorExit(),
+        }
+        raise errors[kind]
+
     async def exit_worker(self, code: int) -> None:
         os._exit(code)
 

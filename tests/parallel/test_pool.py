@@ -163,6 +163,29 @@ async def test_unpicklable_result_reaches_caller(make_pool) -> None:
     assert await pool.call("bad", None, "ok") == "ok"
 
 
+@pytest.mark.parametrize(
+    ("kind", "message"),
+    [
+        ("SystemExit", "SystemExit: 3"),
+        ("KeyboardInterrupt", "KeyboardInterrupt"),
+        ("CancelledError", "asyncio.exceptions.CancelledError: from the model"),
+        ("GeneratorExit", "GeneratorExit"),
+    ],
+)
+async def test_base_exception_fails_only_request(
+    make_pool, kind: str, message: str
+) -> None:
+    pool = await make_pool(parallel_workers=1)
+    await pool.load_model(model_settings("bad", "MisbehavingModel"))
+
+    with pytest.raises(ModelError) as raised:
+        await asyncio.wait_for(pool.call("bad", None, "raise_base_exception", kind), 10)
+
+    assert str(raised.value) == message
+    assert await pool.call("bad", None, "ok") == "ok"
+    assert pool.statistics().restarts == 0
+
+
 async def test_unknown_method_is_rejected(pool: InferencePool) -> None:
     with pytest.raises(Exception, match=r"^Model 'echo' has no method 'nope'$"):
         await pool.call("echo", None, "nope")

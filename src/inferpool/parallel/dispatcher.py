@@ -74,8 +74,9 @@ DispatchPolicy = Literal["least_loaded", "round_robin"]
 def rebuild_exception(info: ExceptionInfo) -> BaseException:
     """Turn a worker's `ExceptionInfo` back into an exception to raise.
 
-    The original exception when it unpickles here, otherwise `ModelError`
-    with the class's import path and message.
+    The original exception when it unpickles here and is an `Exception`,
+    otherwise `ModelError` with the class's import path and message, so that
+    a model raising SystemExit or KeyboardInterrupt fails only its request.
     """
     if info.pickled is not None:
         try:
@@ -83,7 +84,7 @@ def rebuild_exception(info: ExceptionInfo) -> BaseException:
         except Exception:
             pass
         else:
-            if isinstance(exc, BaseException):
+            if isinstance(exc, Exception):
                 return exc
     return ModelError(info.type_path, info.message)
 

@@ -27,7 +27,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from ..errors import ModelNotFound, RequestTimeout
+from ..errors import ModelError, ModelNotFound, RequestTimeout
 from ..registry import ModelRegistry
 from ..settings import ModelSettings, Settings
 from .dispatcher import Dispatcher, DispatcherStatistics
@@ -485,6 +485,9 @@ class LocalPool:
                 timeout,
                 f"Request to model {model_name!r}",
             )
+        except (SystemExit, KeyboardInterrupt, GeneratorExit) as exc:
+            # Raised by the model: it fails this request, not the server.
+            raise ModelError(type(exc).__qualname__, str(exc)) from None
         finally:
             self._in_flight -= 1
 

@@ -51,12 +51,16 @@ def exception_info(exc: BaseException) -> ExceptionInfo:
     """
     cls = type(exc)
     type_path = f"{cls.__module__}.{cls.__qualname__}"
-    pickled: bytes | None
-    try:
-        pickled = pickle.dumps(exc, protocol=5)
-        pickle.loads(pickled)
-    except Exception:
-        pickled = None
+    pickled: bytes | None = None
+    # Only Exception subclasses are re-raised as themselves in the front
+    # end: SystemExit, KeyboardInterrupt or CancelledError raised there
+    # would stop the server or cancel the wrong task.
+    if isinstance(exc, Exception):
+        try:
+            pickled = pickle.dumps(exc, protocol=5)
+            pickle.loads(pickled)
+        except Exception:
+            pickled = None
     tb = "".join(traceback.format_exception(cls, exc, exc.__traceback__))
     return ExceptionInfo(type_path, str(exc), pickled, tb)
 
@@ -68,6 +72,9 @@ class WorkerServer:
         self.registry = ModelRegistry()
         self._connection: Connection | None = None
         self._tasks: dict[str, asyncio.Task[None]] = {}
+        # Requests cancelled at the front end's request, as opposed to a
+        # model raising CancelledError itself.
+        self._cancelled: set[str] = set()
         self._closed = asyncio.Event()
 
     async def serve(self, sock: socket.socket) -> None:
@@ -94,6 +101,7 @@ class WorkerServer:
         elif isinstance(message, CancelMessage):
             running = self._tasks.get(message.id)
             if running is not None:
+                self._cancelled.add(message.id)
                 running.cancel()
             return
         else:
@@ -121,8 +129,13 @@ class WorkerServer:
                 message.method_args,
                 message.method_kwargs,
             )
-        except asyncio.CancelledError:
-            return  # the caller gave up and expects no response
+        except asyncio.CancelledError as exc:
+            if message.id in self._cancelled:
+                self._cancelled.discard(message.id)
+                return  # the caller gave up and expects no response
+            # The model raised CancelledError itself: an error like any other.
+            self._reply(ModelResponseMessage(message.id, exception=exception_info(exc)))
+            return
         except BaseException as exc:
             self._reply(ModelResponseMessage(message.id, exception=exception_info(exc)))
             return
