@@ -152,6 +152,11 @@ class Settings(BaseSettings):
     # Seconds a request waits in the queue while no worker is ready (all
     # are starting or restarting) before it gets 503.
     no_worker_timeout: float = Field(default=10.0, gt=0)
+    # Seconds a worker has to answer a request whose caller gave up (timeout
+    # or disconnect) before it counts as stuck and is killed and replaced.
+    # A model that blocks forever would otherwise keep its worker, and the
+    # requests sent to it, forever.
+    stuck_worker_timeout: float = Field(default=5.0, gt=0)
 
     # Pool lifecycle, in seconds.
     worker_start_timeout: float = Field(default=60.0, gt=0)

@@ -226,6 +226,8 @@ async def test_cancelled_requests_leave_no_entries(make_pool) -> None:
     for request in requests:
         request.cancel()
     await asyncio.gather(*requests, return_exceptions=True)
+    # Workers acknowledge each cancellation; the slots are free after that.
+    await wait_until(lambda: pool.dispatcher.statistics().overdue == 0)
 
     stats = pool.dispatcher.statistics()
     assert stats.outstanding == 0
@@ -348,6 +350,7 @@ async def test_thousand_timeouts_leave_no_entries(make_pool) -> None:
     elapsed = loop.time() - started
     assert all(isinstance(r, RequestTimeout) for r in results)
     assert elapsed < 2.0, f"1,000 timeouts of 0.1 s took {elapsed:.2f}s"
+    await wait_until(lambda: pool.dispatcher.statistics().overdue == 0)
     stats = pool.dispatcher.statistics()
     assert stats.outstanding == 0
     assert stats.queued == {}
@@ -386,3 +389,22 @@ async def test_no_worker_requests_fail_in_bounded_time(
     assert pool.dispatcher.statistics().queued == {}
     assert "WorkerStop" in pool.last_restart_error
     assert "exit code 3" in pool.last_restart_error
+
+
+async def test_stuck_worker_is_killed_and_replaced(make_pool) -> None:
+    pool = await make_pool(stuck_worker_timeout=0.5)
+    await pool.load_model(model_settings("sleep", "SleepModel"))
+    first_pid = await pool.call("sleep", None, "sleep", 0)
+
+    with pytest.raises(RequestTimeout):
+        await pool.call("sleep", None, "block", 30, timeout=0.2)
+
+    # The blocked worker still counts as loaded, so the next requests go to
+    # the other one while it is stuck.
+    stuck = next(pid for pid, count in pool.dispatcher._overdue_count.items() if count)
+    others = await asyncio.gather(*(pool.call("sleep", None, "sleep", 0) for _ in range(4)))
+    assert stuck not in others
+    await wait_until(lambda: pool.statistics().restarts == 1, timeout=10)
+    assert stuck not in {w.pid for w in pool.workers}
+    assert pool.dispatcher.statistics().overdue == 0
+    assert first_pid in {w.pid for w in pool.workers} | {stuck}

@@ -30,9 +30,12 @@ perfectly but costs an extra round trip per request; plain round robin (as
 in MLServer) ignores that one worker may be stuck on a slow request, so it is
 kept only as an option.
 
-Open question: a request whose caller gave up releases its slot at once, even
-though a synchronous model may still be computing it; the worker is told to
-cancel it, which stops an async model but not a blocking one.
+A request whose caller gave up (timeout, disconnect) keeps its slot until
+the worker answers the cancellation: an async model stops at once and the
+worker acknowledges it, but a blocking model keeps its worker busy. Until
+it answers, the worker gets no new request; past `stuck_worker_timeout`
+the pool kills and replaces it, since a model blocked forever would
+otherwise hold its worker forever.
 """
 
 from __future__ import annotations
@@ -199,6 +202,8 @@ class DispatcherStatistics:
     in_flight: dict[int, int]
     queued: dict[str, int]
     outstanding: int
+    # Requests whose caller gave up and whose worker has not answered yet.
+    overdue: int
 
 
 @dataclass
@@ -223,6 +228,7 @@ class Dispatcher:
         max_concurrency: int = 8,
         max_queue_size: int = 1024,
         no_worker_timeout: float = 10.0,
+        stuck_worker_timeout: float = 5.0,
     ) -> None:
         if policy not in ("least_loaded", "round_robin"):
             raise ValueError(
@@ -231,6 +237,12 @@ class Dispatcher:
         self._policy = policy
         self._default_limits = _ModelLimits(max_concurrency, max_queue_size)
         self._no_worker_timeout = no_worker_timeout
+        self._stuck_worker_timeout = stuck_worker_timeout
+        # Requests whose caller gave up, by message id: the worker, the
+        # model whose slot the request holds (None for an update) and the
+        # loop time by which the worker must have answered.
+        self._overdue: dict[str, tuple[Worker, str | None, float]] = {}
+        self._overdue_count: dict[int, int] = {}
         self._limits: dict[str, _ModelLimits] = {}
 
         self._attached: dict[int, Worker] = {}
@@ -269,7 +281,50 @@ class Dispatcher:
 
     def resolve(self, response: ModelResponseMessage) -> None:
         """Feed a worker's response to the caller waiting for it."""
+        if self._overdue:
+            self._clear_overdue(response.id)
         self._responses.resolve(response)
+
+    # -- requests whose caller gave up -------------------------------------------
+
+    def _mark_overdue(
+        self, worker: Worker, message_id: str, model_name: str | None
+    ) -> None:
+        """Expect the worker to answer `message_id`, whose caller gave up,
+        within `stuck_worker_timeout` seconds; `overdue_workers` reports it
+        otherwise. A request keeps its concurrency slot until then."""
+        deadline = asyncio.get_running_loop().time() + self._stuck_worker_timeout
+        if model_name is None:
+            deadline = 0.0  # an update that timed out: the worker is stuck now
+        self._overdue[message_id] = (worker, model_name, deadline)
+        self._overdue_count[worker.pid] = self._overdue_count.get(worker.pid, 0) + 1
+
+    def _clear_overdue(self, message_id: str) -> None:
+        entry = self._overdue.pop(message_id, None)
+        if entry is None:
+            return
+        worker, model_name, _ = entry
+        remaining = self._overdue_count.get(worker.pid, 1) - 1
+        if remaining:
+            self._overdue_count[worker.pid] = remaining
+        else:
+            self._overdue_count.pop(worker.pid, None)
+        if model_name is not None:
+            self._release(worker, model_name)
+        if not remaining:
+            for queued_model in list(self._queues):
+                self._wake(queued_model)
+
+    def overdue_workers(self, now: float) -> list[Worker]:
+        """Return the workers that left a cancelled request or a timed-out
+        update unanswered past its deadline: they are stuck."""
+        return list(
+            {
+                worker.pid: worker
+                for worker, _, deadline in self._overdue.values()
+                if deadline <= now and worker.pid in self._attached
+            }.values()
+        )
 
     def fail(self, message_id: str, exc: BaseException) -> None:
         """Fail the request `message_id` (its response could not be read)."""
@@ -312,6 +367,9 @@ class Dispatcher:
         if worker in self._ready:
             self._ready.remove(worker)
         self._responses.cancel(worker, exit_code)
+        for message_id, (owner, _, _) in list(self._overdue.items()):
+            if owner.pid == worker.pid:
+                self._clear_overdue(message_id)
 
     @property
     def ready_workers(self) -> list[Worker]:
@@ -343,18 +401,28 @@ class Dispatcher:
             if worker is None:
                 worker = await self._wait_for_worker(model_name)
             try:
-                return await self._responses.send_and_wait(request_message, worker)
+                response = await self._responses.send_and_wait(request_message, worker)
             except ConnectionClosed:
                 # The worker's socket closed before its exit was noticed:
                 # nothing was sent, so take it out and try another worker.
+                self._release(worker, model_name)
                 if worker in self._ready:
                     self._ready.remove(worker)
                 continue
             except asyncio.CancelledError:
-                self._send_cancel(worker, request_message.id)
+                if worker.pid in self._attached:
+                    # The worker may still be computing: its slot stays
+                    # taken until it answers the cancellation.
+                    self._send_cancel(worker, request_message.id)
+                    self._mark_overdue(worker, request_message.id, model_name)
+                else:
+                    self._release(worker, model_name)
                 raise
-            finally:
+            except BaseException:
                 self._release(worker, model_name)
+                raise
+            self._release(worker, model_name)
+            return response
 
     def _send_cancel(self, worker: Worker, message_id: str) -> None:
         try:
@@ -372,6 +440,9 @@ class Dispatcher:
             return None
         limit = self._limits_for(model_name).max_concurrency
         in_flight = self._model_in_flight
+        # A worker that has not answered a cancelled request may be stuck:
+        # it gets nothing new until it answers or is replaced.
+        suspect = self._overdue_count
         start = self._next % count
         chosen = -1
         if self._policy == "least_loaded":
@@ -379,9 +450,10 @@ class Dispatcher:
             for offset in range(count):
                 index = (start + offset) % count
                 worker = ready[index]
-                if in_flight.get((worker.pid, model_name), 0) >= limit:
+                pid = worker.pid
+                if in_flight.get((pid, model_name), 0) >= limit or pid in suspect:
                     continue
-                load = self._responses.in_flight(worker.pid)
+                load = self._responses.in_flight(pid)
                 if chosen < 0 or load < best_load:
                     chosen, best_load = index, load
                     if load == 0:
@@ -389,7 +461,8 @@ class Dispatcher:
         else:
             for offset in range(count):
                 index = (start + offset) % count
-                if in_flight.get((ready[index].pid, model_name), 0) < limit:
+                pid = ready[index].pid
+                if in_flight.get((pid, model_name), 0) < limit and pid not in suspect:
                     chosen = index
                     break
         if chosen < 0:
@@ -544,6 +617,7 @@ class Dispatcher:
         try:
             return await self._responses.send_and_wait(update, worker, timeout)
         except asyncio.TimeoutError:
+            self._mark_overdue(worker, update.id, None)
             raise TimeoutError(
                 f"{update.update_type.name} of model {update.model_settings.name!r} "
                 f"timed out after {timeout}s on worker {worker.pid}"
@@ -591,6 +665,7 @@ class Dispatcher:
             in_flight={pid: self._responses.in_flight(pid) for pid in self._attached},
             queued={name: len(q) for name, q in self._queues.items() if q},
             outstanding=len(self._responses),
+            overdue=len(self._overdue),
         )
 
 

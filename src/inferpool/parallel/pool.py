@@ -117,6 +117,7 @@ class InferencePool:
             max_concurrency=settings.max_concurrency,
             max_queue_size=settings.max_queue_size,
             no_worker_timeout=settings.no_worker_timeout,
+            stuck_worker_timeout=settings.stuck_worker_timeout,
         )
         self._models: dict[ModelKey, ModelSettings] = {}
         self._workers: dict[int, Worker] = {}
@@ -128,6 +129,7 @@ class InferencePool:
         self._closing = False
         self._background: set[asyncio.Task[Any]] = set()
         self._restart_tasks: set[asyncio.Task[Any]] = set()
+        self._watchdog: asyncio.Future[None] | None = None
 
     @property
     def dispatcher(self) -> Dispatcher:
@@ -145,6 +147,7 @@ class InferencePool:
         Raises `WorkerStartError` if a worker does not start in time.
         """
         self._dispatcher.start()
+        self._watchdog = asyncio.ensure_future(self._kill_stuck_workers())
         workers = await asyncio.gather(
             *(self._start_worker() for _ in range(self._settings.parallel_workers)),
             return_exceptions=True,
@@ -236,6 +239,22 @@ class InferencePool:
         return worker
 
     # -- watching workers --------------------------------------------------------
+
+    async def _kill_stuck_workers(self) -> None:
+        """Kill workers that leave a cancelled request unanswered, such as a
+        model blocked forever, so that the pool replaces them."""
+        loop = asyncio.get_running_loop()
+        while not self._closing:
+            await asyncio.sleep(0.5)
+            for worker in self._dispatcher.overdue_workers(loop.time()):
+                if worker.stopping or worker.process.poll() is not None:
+                    continue
+                logger.warning(
+                    "Worker %d did not answer a cancelled request or update in time; "
+                    "killing it so that it is replaced",
+                    worker.pid,
+                )
+                worker.process.kill()
 
     def _watch(self, worker: Worker) -> None:
         loop = asyncio.get_running_loop()
@@ -397,6 +416,8 @@ class InferencePool:
         self._closing = True
         for task in list(self._restart_tasks):
             task.cancel()
+        if self._watchdog is not None:
+            self._watchdog.cancel()
 
         if not await self._dispatcher.wait_idle(drain_timeout):
             logger.warning(

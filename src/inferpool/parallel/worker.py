@@ -131,8 +131,13 @@ class WorkerServer:
             )
         except asyncio.CancelledError as exc:
             if message.id in self._cancelled:
+                # The caller gave up. The reply only tells the front end that
+                # this worker is not stuck; no one waits for its content.
                 self._cancelled.discard(message.id)
-                return  # the caller gave up and expects no response
+                self._reply(
+                    ModelResponseMessage(message.id, exception=exception_info(exc))
+                )
+                return
             # The model raised CancelledError itself: an error like any other.
             self._reply(ModelResponseMessage(message.id, exception=exception_info(exc)))
             return
