@@ -74,7 +74,10 @@ def start(folder: Path, **flags: Any) -> None:
         raise click.ClickException(str(exc)) from None
     _configure_logging(settings.log_level)
 
-    from .server import run
+    from .server import StartupError, run
 
-    run(settings)
+    try:
+        run(settings)
+    except StartupError as exc:
+        raise click.ClickException(str(exc)) from None
     sys.exit(0)

@@ -27,6 +27,10 @@ from .settings import Settings
 logger = logging.getLogger(__name__)
 
 
+class StartupError(Exception):
+    """The server could not start, for a reason the message explains."""
+
+
 class _UvicornServer(uvicorn.Server):
     """uvicorn's server without its own signal handlers: the inferpool
     server handles SIGINT and SIGTERM for every front end at once."""
@@ -76,6 +80,7 @@ class InferpoolServer:
         )
         self._metrics_server: MetricsServer | None = None
         self._http: _UvicornServer | None = None
+        self._http_task: asyncio.Future[None] | None = None
         self._grpc: Any = None
         self.http_port: int | None = None
         self.grpc_port: int | None = None
@@ -102,9 +107,15 @@ class InferpoolServer:
         await self.pool.start()
         await self._start_http()
         await self._start_grpc()
-        self._metrics_server = await start_metrics_server(
-            self.metrics, self.settings.host, self.settings.metrics_port
-        )
+        try:
+            self._metrics_server = await start_metrics_server(
+                self.metrics, self.settings.host, self.settings.metrics_port
+            )
+        except OSError as exc:
+            raise StartupError(
+                f"Cannot listen for metrics on {self.settings.host}:{self.settings.metrics_port}: "
+                f"{exc.strerror or exc}; choose another port with --metrics-port"
+            ) from None
         if self.settings.load_models_at_startup:
             await self.repository.load_all()
         self.repository.startup_complete = True
@@ -126,12 +137,19 @@ class InferpoolServer:
             timeout_graceful_shutdown=int(self.settings.drain_timeout) or None,
             timeout_keep_alive=30,
         )
-        self._http = _UvicornServer(config)
         sock = socket.socket(
             socket.AF_INET6 if ":" in self.settings.host else socket.AF_INET
         )
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        sock.bind((self.settings.host, self.settings.http_port))
+        try:
+            sock.bind((self.settings.host, self.settings.http_port))
+        except OSError as exc:
+            sock.close()
+            raise StartupError(
+                f"Cannot listen for REST on {self.settings.host}:{self.settings.http_port}: "
+                f"{exc.strerror or exc}; choose another port with --http-port"
+            ) from None
+        self._http = _UvicornServer(config)
         self.http_port = sock.getsockname()[1]
         self._http_task = asyncio.ensure_future(self._http.serve(sockets=[sock]))
         while not self._http.started:
@@ -146,9 +164,18 @@ class InferpoolServer:
     async def _start_grpc(self) -> None:
         from .grpc.server import start_grpc_server
 
-        self._grpc = await start_grpc_server(
-            self.repository, self.settings, lambda: self._shutting_down, self.metrics
-        )
+        try:
+            self._grpc = await start_grpc_server(
+                self.repository,
+                self.settings,
+                lambda: self._shutting_down,
+                self.metrics,
+            )
+        except (OSError, RuntimeError) as exc:
+            raise StartupError(
+                f"Cannot listen for gRPC on {self.settings.host}:{self.settings.grpc_port}: "
+                f"{exc}; choose another port with --grpc-port"
+            ) from None
         self.grpc_port = self._grpc.port
         logger.info(
             "gRPC server listening on %s:%d", self.settings.host, self.grpc_port
@@ -161,8 +188,23 @@ class InferpoolServer:
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(sig, self.request_shutdown)
         try:
-            await self.start()
-            await self._stop.wait()
+            # A signal during start-up (a model may take minutes to load)
+            # cancels it and goes straight to the shutdown.
+            starting = asyncio.ensure_future(self.start())
+            stopping = asyncio.ensure_future(self._stop.wait())
+            await asyncio.wait(
+                {starting, stopping}, return_when=asyncio.FIRST_COMPLETED
+            )
+            if starting.done():
+                starting.result()
+                await stopping
+            else:
+                logger.info("Start-up interrupted: cancelling the model loads")
+                starting.cancel()
+                try:
+                    await starting
+                except asyncio.CancelledError:
+                    pass
         finally:
             await self.shutdown()
             for sig in (signal.SIGINT, signal.SIGTERM):
@@ -179,7 +221,7 @@ class InferpoolServer:
                 self._grpc.stop(self.settings.drain_timeout)
             )
             self._grpc = None
-        if self._http is not None:
+        if self._http is not None and self._http_task is not None:
             self._http.should_exit = True
             try:
                 await asyncio.wait_for(self._http_task, self.settings.drain_timeout + 5)

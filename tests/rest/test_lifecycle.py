@@ -6,6 +6,9 @@ from __future__ import annotations
 import json
 import shutil
 import signal
+import socket
+import subprocess
+import sys
 import time
 import urllib.error
 import urllib.request
@@ -96,3 +99,65 @@ def test_sigterm_drains_in_flight_requests(tmp_path: Path) -> None:
         pass
     assert "Server stopped" in server.log()
     server.stop()
+
+
+def test_sigterm_during_startup_loading(tmp_path: Path) -> None:
+    folder = tmp_path / "models"
+    shutil.copytree(LIFECYCLE_REPOSITORY / "late", folder / "late")
+    settings = folder / "late" / "model-settings.json"
+    settings.write_text(
+        json.dumps(
+            {
+                "name": "late",
+                "implementation": "late.Late",
+                "parameters": {"extra": {"load_seconds": 120}},
+            }
+        )
+    )
+    server = ServerProcess(folder, "--parallel-workers", "1").start(wait_ready=False)
+    assert server.process is not None
+    assert server.request("GET", "/v2/health/ready")[0] == 503
+
+    started = time.monotonic()
+    server.process.send_signal(signal.SIGTERM)
+
+    assert server.process.wait(30) == 0
+    assert time.monotonic() - started < 15
+    assert "Start-up interrupted" in server.log()
+    server.stop()
+
+
+def test_occupied_port_is_a_clear_error(tmp_path: Path) -> None:
+    folder = tmp_path / "models"
+    shutil.copytree(REPOSITORY, folder)
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        result = subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "inferpool",
+                "start",
+                str(folder),
+                "--http-port",
+                str(port),
+                "--grpc-port",
+                "0",
+                "--metrics-port",
+                "0",
+                "--parallel-workers",
+                "1",
+            ],
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+
+    assert result.returncode == 1
+    assert (
+        f"Error: Cannot listen for REST on 127.0.0.1:{port}: Address already in use; choose another port with --http-port"
+        in result.stderr
+    )
+    assert "Traceback" not in result.stderr
