@@ -326,6 +326,23 @@ MALFORMED = [
         r"larger than the limit",
     ),
     (
+        "number beyond float",
+        "/v2/models/doubler/infer",
+        '{"inputs": [{"name": "x", "shape": [1], "datatype": "FP32", "data": [1e400]}]}',
+        400,
+        r"^Input 'x': data\[0\] is out of range for FP32",
+    ),
+    (
+        "nesting too deep",
+        "/v2/models/doubler/infer",
+        '{"inputs": [{"name": "x", "shape": [1], "datatype": "FP32", "data": '
+        + "[" * 100_000
+        + "]" * 100_000
+        + "}]}",
+        400,
+        r"nested too deeply",
+    ),
+    (
         "repository index not an object",
         "/v2/repository/index",
         "[1]",

@@ -248,6 +248,18 @@ def decode_rest_request(
     with the shape, for elements of the wrong type or out of the dtype's
     range, and for binary data whose size or format is wrong.
     """
+    try:
+        return _decode_rest_request(body, header_length)
+    except RecursionError:
+        raise InvalidRequest(
+            "Request body is nested too deeply to decode; tensors need at most "
+            f"{MAX_DIMENSIONS} levels of nesting"
+        ) from None
+
+
+def _decode_rest_request(
+    body: bytes | bytearray | memoryview, header_length: int | None
+) -> InferenceRequest:
     header, binary_section = _split_body(body, header_length)
     if binary_section is None:
         fast = _decode_flat_float_request(header)
@@ -727,7 +739,11 @@ def _data_error(
     """Rewrite a msgspec error from the typed decode of a tensor's data."""
     detail, tokens = _split_msgspec_error(error)
     where = "data" + "".join(f"[{token}]" for token in tokens)
-    value = _lookup(msgspec.json.decode(raw), tokens)
+    try:
+        value = _lookup(msgspec.json.decode(raw), tokens)
+    except (msgspec.DecodeError, RecursionError):
+        # The value itself cannot be read, such as a number beyond float.
+        value = _MISSING
     received = "" if value is _MISSING else f", received {_quote_json(value)}"
     if "<=" in detail or ">=" in detail or "out of range" in detail:
         return InvalidRequest(

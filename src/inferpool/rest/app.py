@@ -259,7 +259,7 @@ class RestApp:
         if body.strip():
             try:
                 options = _decode_json(body)
-            except msgspec.DecodeError as exc:
+            except (msgspec.DecodeError, RecursionError) as exc:
                 raise InvalidRequest(
                     f"Invalid JSON in repository index request: {exc}"
                 ) from None
