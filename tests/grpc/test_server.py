@@ -435,3 +435,31 @@ def test_server_serves_after_errors(
     assert_serves(grpc_client)
     status, _ = server.json("GET", "/v2/health/ready")
     assert status == 200
+
+
+@pytest.mark.parametrize(
+    "method",
+    [
+        "ServerLive",
+        "ServerReady",
+        "ModelReady",
+        "ServerMetadata",
+        "ModelMetadata",
+        "ModelInfer",
+        "RepositoryIndex",
+        "RepositoryModelLoad",
+        "RepositoryModelUnload",
+    ],
+)
+def test_garbage_bytes_are_invalid_argument(
+    server: ServerProcess, grpc_client: triton_grpc.InferenceServerClient, method: str
+) -> None:
+    with grpc.insecure_channel(f"127.0.0.1:{server.grpc_port}") as channel:
+        call = channel.unary_unary(f"/inference.GRPCInferenceService/{method}")
+        with pytest.raises(grpc.RpcError) as raised:
+            call(b"\xff\xff\xff\xff\xff", timeout=10)
+
+    assert raised.value.code() is grpc.StatusCode.INVALID_ARGUMENT, (
+        raised.value.details()
+    )
+    assert_serves(grpc_client)

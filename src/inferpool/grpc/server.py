@@ -38,6 +38,7 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 import grpc
+from google.protobuf.message import DecodeError
 from grpc import aio
 
 from ..errors import (
@@ -267,9 +268,20 @@ def _method_handlers(servicer: GrpcServicer) -> dict[str, grpc.RpcMethodHandler]
     def unary(
         rpc: str, method: Callable[..., Awaitable[Any]], request: Any, response: Any
     ) -> grpc.RpcMethodHandler:
+        # The request is parsed inside the guarded handler, not by grpc: a
+        # deserializer that raises makes grpc answer UNKNOWN and log a
+        # traceback, where bytes that are not a valid message are the
+        # client's mistake (INVALID_ARGUMENT).
+        async def parse_then_call(body: bytes, context: aio.ServicerContext) -> Any:
+            try:
+                message = request.FromString(body)
+            except DecodeError as error:
+                raise InvalidRequest(f"Invalid {request.__name__}: {error}") from None
+            return await method(message, context)
+
         return grpc.unary_unary_rpc_method_handler(
-            _guard(method, rpc),
-            request_deserializer=request.FromString,
+            _guard(parse_then_call, rpc),
+            request_deserializer=None,
             response_serializer=response.SerializeToString,
         )
 
