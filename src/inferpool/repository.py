@@ -115,6 +115,9 @@ class ModelRepository:
         self._pool_problem = pool_problem or (lambda: None)
         self._models: dict[str, _Model] = {}
         self.root = Path(settings.model_repository_root)
+        # Parse errors of the settings files seen by the last `discover`, by
+        # model folder name.
+        self._broken: dict[str, str] = {}
         # False until the models found at start have been tried, so that an
         # empty repository does not look ready before loading has begun.
         self.startup_complete = False
@@ -128,10 +131,11 @@ class ModelRepository:
     def discover(self) -> list[ModelSettings]:
         """Read every `model-settings.json` under the repository root.
 
-        A file that does not parse is logged and recorded as an unavailable
-        model named after its folder, so the other models still load.
+        A file that does not parse is logged and remembered with its error
+        (see `find_on_disk`), and the other models are still returned.
         """
         found: list[ModelSettings] = []
+        self._broken = {}
         if not self.root.is_dir():
             return found
         for path in find_model_settings(self.root):
@@ -139,18 +143,20 @@ class ModelRepository:
                 found.append(ModelSettings.from_file(path))
             except InvalidRequest as exc:
                 logger.error("Skipping %s: %s", path, exc)
-                broken = ModelSettings(
-                    name=path.parent.name, source_dir=str(path.parent)
-                )
-                entry = self._models.setdefault(broken.name, _Model())
-                entry.versions[None] = ModelVersion(broken, UNAVAILABLE, str(exc))
+                self._broken[path.parent.name] = str(exc)
         return found
 
     async def load_all(self) -> None:
         """Load every model found on disk, concurrently; a model that fails is
         reported UNAVAILABLE with its error and does not stop the others."""
         try:
-            await asyncio.gather(*(self._load_logged(s) for s in self.discover()))
+            found = self.discover()
+            for name, reason in self._broken.items():
+                if name not in self._models:
+                    broken = ModelSettings(name=name)
+                    entry = self._models.setdefault(name, _Model())
+                    entry.versions[None] = ModelVersion(broken, UNAVAILABLE, reason)
+            await asyncio.gather(*(self._load_logged(s) for s in found))
         finally:
             self.startup_complete = True
 
@@ -161,7 +167,15 @@ class ModelRepository:
             logger.error("%s", exc)
 
     def find_on_disk(self, name: str) -> list[ModelSettings]:
-        return [s for s in self.discover() if s.name == name]
+        """Return the settings of every version of `name` on disk.
+
+        Raises `InvalidRequest` with the parse error when the model's
+        settings file is invalid.
+        """
+        found = [s for s in self.discover() if s.name == name]
+        if not found and name in self._broken:
+            raise InvalidRequest(self._broken[name])
+        return found
 
     # -- load and unload -------------------------------------------------------
 
@@ -331,4 +345,10 @@ class ModelRepository:
             for settings in self.discover():
                 if (settings.name, settings.version) not in known:
                     listed.append(ModelVersion(settings, UNAVAILABLE, "not loaded"))
+            known_names = {name for name, _ in known}
+            for name, reason in self._broken.items():
+                if name not in known_names:
+                    listed.append(
+                        ModelVersion(ModelSettings(name=name), UNAVAILABLE, reason)
+                    )
         return sorted(listed, key=lambda v: (v.name, v.version or ""))

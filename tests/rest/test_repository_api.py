@@ -110,3 +110,31 @@ def test_reload_and_unload_under_load(server: ServerProcess) -> None:
         assert raised.value.status() == f"StatusCode.{grpc.StatusCode.NOT_FOUND.name}"
     finally:
         client.close()
+
+
+def test_failed_reload_keeps_model_serving(server: ServerProcess) -> None:
+    settings_file = Path(server.folder) / "counter_v1" / "model-settings.json"
+    good = settings_file.read_text()
+
+    settings_file.write_text(
+        '{"name": "counter", "implementation": "no_such_module.Nope", "parameters": {"version": "v1"}}'
+    )
+    status, body = server.json("POST", "/v2/repository/models/counter/load")
+    assert status == 500
+    assert "No module named 'no_such_module'" in body["error"]
+    assert "the previous version keeps serving" in body["error"]
+    status, _, response = server.request(
+        "POST", "/v2/models/counter/versions/v1/infer", BODY
+    )
+    assert status == 200
+    assert _outputs(response)["version"] == ["v1"]
+
+    settings_file.write_text(good)
+    steady_file = Path(server.folder) / "steady" / "model-settings.json"
+    steady_file.write_text("{not json")
+    status, body = server.json("POST", "/v2/repository/models/steady/load")
+    assert status == 400
+    assert body["error"].startswith("Invalid model settings file")
+    for _ in range(6):
+        assert server.request("POST", "/v2/models/steady/infer", BODY)[0] == 200
+    assert server.request("GET", "/v2/health/ready")[0] == 200

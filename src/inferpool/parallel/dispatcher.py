@@ -54,6 +54,7 @@ from ..errors import (
     ModelNotFound,
     ServerOverloaded,
 )
+from ..settings import ModelSettings
 from .errors import PoolClosed, WorkerStop
 from .messages import (
     CancelMessage,
@@ -551,14 +552,19 @@ class Dispatcher:
     # -- updates ---------------------------------------------------------------
 
     async def dispatch_update(
-        self, model_update: ModelUpdateMessage, timeout: float | None = None
+        self,
+        model_update: ModelUpdateMessage,
+        timeout: float | None = None,
+        previous: ModelSettings | None = None,
     ) -> list[ModelResponseMessage]:
         """Send a load or unload to every attached worker and wait for all.
 
         Each worker gets a copy with a fresh id. A load that fails on any
-        worker, or takes longer than `timeout` seconds there, is unloaded
-        again on the workers where it succeeded, and `ModelLoadError` names
-        the worker and the cause: a model is loaded on all workers or none.
+        worker, or takes longer than `timeout` seconds there, is rolled back
+        on the workers where it succeeded, and `ModelLoadError` names the
+        worker and the cause: a model is loaded on all workers or none. For
+        a reload, `previous` are the settings that were serving: the rollback
+        loads them again instead of unloading, so the model keeps serving.
         A failed unload raises the first error once every worker has replied.
         """
         async with self.update_lock:
@@ -580,11 +586,16 @@ class Dispatcher:
             settings = model_update.model_settings
             if model_update.update_type == ModelUpdateType.Load:
                 if failures:
-                    await self._roll_back_load(model_update, workers, results)
+                    await self._roll_back_load(model_update, workers, results, previous)
                     worker, cause = failures[0]
+                    outcome = (
+                        "the previous version keeps serving"
+                        if previous is not None
+                        else "it was unloaded from the other workers"
+                    )
                     raise ModelLoadError(
                         f"Model {settings.name!r} failed to load on worker {worker.pid}: "
-                        f"{_describe(cause)}; it was unloaded from the other workers"
+                        f"{_describe(cause)}; {outcome}"
                     ) from cause
                 self._limits[settings.name] = _ModelLimits(
                     settings.max_concurrency or self._default_limits.max_concurrency,
@@ -628,16 +639,19 @@ class Dispatcher:
         model_update: ModelUpdateMessage,
         workers: list[Worker],
         results: list[Any],
+        previous: ModelSettings | None = None,
     ) -> None:
-        unload = ModelUpdateMessage(ModelUpdateType.Unload, model_update.model_settings)
+        if previous is not None:
+            undo = ModelUpdateMessage(ModelUpdateType.Load, previous)
+        else:
+            undo = ModelUpdateMessage(
+                ModelUpdateType.Unload, model_update.model_settings
+            )
         succeeded = [
             w for w, r in zip(workers, results) if not isinstance(r, BaseException)
         ]
         outcomes = await asyncio.gather(
-            *(
-                self.dispatch_update_to_worker(w, unload, timeout=30.0)
-                for w in succeeded
-            ),
+            *(self.dispatch_update_to_worker(w, undo, timeout=30.0) for w in succeeded),
             return_exceptions=True,
         )
         for worker, outcome in zip(succeeded, outcomes):

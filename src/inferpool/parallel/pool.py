@@ -362,10 +362,13 @@ class InferencePool:
         """
         self._check_open()
         update = ModelUpdateMessage(ModelUpdateType.Load, settings)
+        key = (settings.name, settings.version)
         await self._dispatcher.dispatch_update(
-            update, timeout=self._settings.model_load_timeout
+            update,
+            timeout=self._settings.model_load_timeout,
+            previous=self._models.get(key),
         )
-        self._models[(settings.name, settings.version)] = settings
+        self._models[key] = settings
 
     async def unload_model(self, settings: ModelSettings) -> None:
         """Unload one version of a model from every worker."""
