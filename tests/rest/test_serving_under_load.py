@@ -173,6 +173,23 @@ def test_overload_rejects_excess_and_recovers(server: ServerProcess) -> None:
     assert set(live_statuses) == {200}
     rss_after = rss_bytes(server.process.pid)
     assert rss_after - rss_before < 64 * 1024 * 1024
+    # The server's own latency histogram: every rejection was answered
+    # within 50 ms of reaching the application.
+    metrics = _metrics(server)
+    key = (
+        ("le", "0.05"),
+        ("model", "sleeper"),
+        ("protocol", "rest"),
+        ("status", "503"),
+    )
+    total = (
+        ("le", "+Inf"),
+        ("model", "sleeper"),
+        ("protocol", "rest"),
+        ("status", "503"),
+    )
+    assert metrics["inferpool_request_duration_seconds_bucket"][key] == statuses[503]
+    assert metrics["inferpool_request_duration_seconds_bucket"][total] == statuses[503]
     # Normal service resumes.
     status, _, _ = server.request("POST", "/v2/models/sleeper/infer", body)
     assert status == 200
