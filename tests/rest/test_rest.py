@@ -134,6 +134,13 @@ def test_unknown_route_is_404(server: ServerProcess) -> None:
     assert body == {"error": "Not found: GET /v2/nothing/here"}
 
 
+def test_get_on_infer_is_405(server: ServerProcess) -> None:
+    status, body = server.json("GET", "/v2/models/doubler/infer")
+
+    assert status == 405
+    assert body == {"error": "Method GET is not allowed on /v2/models/doubler/infer"}
+
+
 def test_wrong_method_is_405(server: ServerProcess) -> None:
     status, body = server.json("DELETE", "/v2/health/live")
 

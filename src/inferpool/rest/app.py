@@ -326,6 +326,10 @@ def _routes(app: RestApp) -> list[Route]:
             app.repository_unload,
             methods=["POST"],
         ),
+        # POST on these paths takes the fast path in `RestApp.__call__`; the
+        # routes exist so that other methods get 405 rather than 404.
+        Route("/v2/models/{name}/infer", app.live, methods=["POST"]),
+        Route("/v2/models/{name}/versions/{version}/infer", app.live, methods=["POST"]),
         Route("/v2/docs/openapi.json", app.openapi, methods=["GET"]),
         Route("/v2/docs", app.docs, methods=["GET"]),
     ]
