@@ -1,9 +1,9 @@
 """The server: the pool, the model repository and the front ends, started
 and stopped in order.
 
-Shutdown runs as: stop accepting connections and mark the server not ready;
-let the front ends finish the requests they hold; drain and close the pool,
-which unloads the models and stops the workers; exit.
+Shutdown runs in order. The server stops accepting connections and reports
+not ready. The front ends finish the requests they have. The pool drains,
+unloads the models and stops the workers. Then the process exits.
 """
 
 from __future__ import annotations

@@ -141,8 +141,9 @@ class Settings(BaseSettings):
     # Dispatch and overload protection; per-model settings override these.
     dispatch_policy: DispatchPolicy = "least_loaded"
     # Requests of one model in flight on one worker at once. A few keep a
-    # CPU-bound worker busy across the round trip to the front end without
-    # piling work onto a worker that may die; async models may want more.
+    # CPU-bound worker busy across the round trip to the front end, and few
+    # means little work is lost if the worker dies. Async models that wait
+    # on I/O may want more.
     max_concurrency: int = Field(default=8, ge=1)
     # Requests of one model waiting in the dispatcher's queue; past it they
     # get 503 at once, which bounds the front end's memory.
@@ -152,8 +153,8 @@ class Settings(BaseSettings):
     # Seconds a request waits in the queue while no worker is ready (all
     # are starting or restarting) before it gets 503.
     no_worker_timeout: float = Field(default=10.0, gt=0)
-    # Seconds a worker has to answer a request whose caller gave up (timeout
-    # or disconnect) before it counts as stuck and is killed and replaced.
+    # Seconds a worker has to reply to a request whose caller gave up
+    # (timeout or disconnect) before it counts as stuck and is replaced.
     # A model that blocks forever would otherwise keep its worker, and the
     # requests sent to it, forever.
     stuck_worker_timeout: float = Field(default=5.0, gt=0)

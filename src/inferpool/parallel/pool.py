@@ -250,7 +250,7 @@ class InferencePool:
                 if worker.stopping or worker.process.poll() is not None:
                     continue
                 logger.warning(
-                    "Worker %d did not answer a cancelled request or update in time; "
+                    "Worker %d did not reply to a cancelled request or update in time; "
                     "killing it so that it is replaced",
                     worker.pid,
                 )

@@ -440,7 +440,7 @@ async def _read_body(receive: Receive, limit: int) -> bytes:
 
     An oversized body is still read and dropped, up to twice the limit, so
     that the client finishes sending and reads the 413 instead of seeing its
-    connection reset; past that the connection is closed on it.
+    connection reset. Beyond twice the limit the connection is closed.
     """
     chunks: list[bytes] = []
     size = 0
