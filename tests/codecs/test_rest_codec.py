@@ -317,6 +317,23 @@ def test_response_shape_mismatch_raises() -> None:
         encode_rest_response(response)
 
 
+@pytest.mark.parametrize(
+    ("data", "count"),
+    [([1.0, 2.0], 2), ([[1.0, 2.0], [3.0]], 3)],
+    ids=["flat", "nested"],
+)
+def test_response_list_shape_mismatch_raises(data: list, count: int) -> None:  # type: ignore[type-arg]
+    response = InferenceResponse(
+        model_name="m",
+        outputs=[ResponseOutput(name="y", shape=[5], datatype="FP32", data=data)],
+    )
+    with pytest.raises(
+        InferpoolError,
+        match=rf"^Output 'y': data has {count} elements but shape \[5\] needs 5$",
+    ):
+        encode_rest_response(response)
+
+
 def test_response_non_utf8_bytes_json_raises() -> None:
     response = InferenceResponse(
         model_name="m",

@@ -825,6 +825,13 @@ def _binary_choices(request: InferenceRequest | None) -> tuple[bool, dict[str, b
 _Tensor = Any  # RequestInput or ResponseOutput: the same fields
 
 
+def _count_elements(data: list[Any] | tuple[Any, ...]) -> int:
+    """Count the leaves of a flat or nested list of tensor elements."""
+    if data and isinstance(data[0], (list, tuple)):
+        return sum(_count_elements(part) for part in data)
+    return len(data)
+
+
 def _prepare_tensors(
     tensors: list[_Tensor],
     kind: str,
@@ -855,9 +862,15 @@ def _prepare_tensors(
                 + ", ".join(_DATATYPES)
             )
         data = tensor.data
-        if isinstance(data, np.ndarray) and data.size != math.prod(tensor.shape):
+        if isinstance(data, np.ndarray):
+            size = data.size
+        elif isinstance(data, (list, tuple)):
+            size = _count_elements(data)
+        else:
+            size = math.prod(tensor.shape)
+        if size != math.prod(tensor.shape):
             raise InferpoolError(
-                f"{label}: data has {data.size} elements but shape "
+                f"{label}: data has {size} elements but shape "
                 f"{list(tensor.shape)} needs {math.prod(tensor.shape)}"
             )
 
