@@ -100,6 +100,13 @@ class PayloadTooLarge(InferpoolError):
     grpc_status = "RESOURCE_EXHAUSTED"
 
 
+class RequestBodyTimeout(InferpoolError):
+    """The client did not send the whole request body in time."""
+
+    status_code = 408
+    grpc_status = "DEADLINE_EXCEEDED"
+
+
 class ServerOverloaded(InferpoolError):
     """The model's queue is full, or no worker can take the request now.
 

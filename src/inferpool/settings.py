@@ -168,6 +168,8 @@ class Settings(BaseSettings):
 
     # Front ends.
     max_body_size: int = Field(default=64 * 1024 * 1024, ge=1)
+    # Seconds a REST client has to send a request body in full, then 408.
+    body_timeout: float = Field(default=30.0, gt=0)
     grpc_max_message_length: int = Field(default=64 * 1024 * 1024, ge=1)
     log_level: str = "INFO"
 

@@ -402,7 +402,9 @@ async def test_stuck_worker_is_killed_and_replaced(make_pool) -> None:
     # The blocked worker still counts as loaded, so the next requests go to
     # the other one while it is stuck.
     stuck = next(pid for pid, count in pool.dispatcher._overdue_count.items() if count)
-    others = await asyncio.gather(*(pool.call("sleep", None, "sleep", 0) for _ in range(4)))
+    others = await asyncio.gather(
+        *(pool.call("sleep", None, "sleep", 0) for _ in range(4))
+    )
     assert stuck not in others
     await wait_until(lambda: pool.statistics().restarts == 1, timeout=10)
     assert stuck not in {w.pid for w in pool.workers}

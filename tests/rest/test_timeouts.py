@@ -24,7 +24,9 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
     copy_repository(
         TIMEOUT_REPOSITORY, folder, Path(__file__).parent / "napper_model.py"
     )
-    process = ServerProcess(folder, "--parallel-workers", "2").start()
+    process = ServerProcess(
+        folder, "--parallel-workers", "2", env={"INFERPOOL_BODY_TIMEOUT": "1"}
+    ).start()
     yield process
     assert process.stop() == 0
 
@@ -119,3 +121,26 @@ def test_rest_disconnect_cancels_request(server: ServerProcess) -> None:
     _wait_for_in_flight(server, 0, 5)
     status, _, _ = server.request("POST", "/v2/models/sleepy/infer", _body(0))
     assert status == 200
+
+
+def test_half_sent_body_times_out_with_408(server: ServerProcess) -> None:
+    started = time.monotonic()
+    with socket.create_connection(("127.0.0.1", server.http_port)) as connection:
+        connection.sendall(
+            b"POST /v2/models/sleepy/infer HTTP/1.1\r\nHost: x\r\n"
+            b"Content-Type: application/json\r\nContent-Length: 100\r\n\r\n"
+            b'{"inputs":'
+        )
+        connection.settimeout(10)
+        response = b""
+        while chunk := connection.recv(65536):
+            response += chunk
+
+    elapsed = time.monotonic() - started
+    head, _, body = response.partition(b"\r\n\r\n")
+    assert head.startswith(b"HTTP/1.1 408 ")
+    assert json.loads(body) == {
+        "error": "The request body did not arrive in full within 1s"
+    }
+    assert 1.0 <= elapsed < 5.0
+    assert server.request("POST", "/v2/models/sleepy/infer", _body(0))[0] == 200

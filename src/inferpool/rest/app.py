@@ -32,6 +32,7 @@ from ..errors import (
     InvalidRequest,
     ModelNotFound,
     PayloadTooLarge,
+    RequestBodyTimeout,
     ServerShuttingDown,
     describe_exception,
     status_of,
@@ -149,6 +150,10 @@ class RestApp:
             headers = [(b"content-type", _JSON)]
             if status == 503:
                 headers.append((b"retry-after", b"1"))
+            elif status in (408, 413):
+                # Part of the body may still be unread: the connection cannot
+                # carry another request.
+                headers.append((b"connection", b"close"))
         headers.append((b"content-length", str(len(body)).encode()))
         await send(
             {"type": "http.response.start", "status": status, "headers": headers}
@@ -175,7 +180,9 @@ class RestApp:
                 header_length = _parse_int_header(
                     "Inference-Header-Content-Length", value
                 )
-        body: Any = await _read_body(receive, self._max_body)
+        body: Any = await _read_body_in_time(
+            receive, self._max_body, self._settings.body_timeout
+        )
         if header_length is not None and header_length > len(body):
             raise InvalidRequest(
                 f"Inference-Header-Content-Length {header_length} is larger than the body ({len(body)} bytes)"
@@ -397,6 +404,7 @@ async def _until_disconnected(receive: Receive, work: Coroutine[Any, Any, T]) ->
         return await work
     except asyncio.CancelledError:
         if disconnected:
+            _uncancel(task)
             raise ClientDisconnected() from None
         raise
     finally:
@@ -433,6 +441,42 @@ def _too_large(size: int, limit: int) -> PayloadTooLarge:
         f"Request body of {size} bytes is larger than the limit of {limit} bytes "
         "(raise max_body_size to accept it)"
     )
+
+
+def _uncancel(task: asyncio.Task[Any]) -> None:
+    # A cancellation that this module requested and turned into an error of
+    # its own is withdrawn, so that asyncio.timeout and task groups around
+    # the handler still work (Python 3.11 and later count cancellations).
+    uncancel = getattr(task, "uncancel", None)
+    if uncancel is not None:
+        uncancel()
+
+
+async def _read_body_in_time(receive: Receive, limit: int, timeout: float) -> bytes:
+    """Read the body as `_read_body` does, but raise `RequestBodyTimeout`
+    when it has not arrived in full after `timeout` seconds, so that a
+    client that stops halfway does not hold its connection forever."""
+    task = asyncio.current_task()
+    assert task is not None
+    expired = False
+
+    def expire() -> None:
+        nonlocal expired
+        expired = True
+        task.cancel()
+
+    handle = asyncio.get_running_loop().call_later(timeout, expire)
+    try:
+        return await _read_body(receive, limit)
+    except asyncio.CancelledError:
+        if expired:
+            _uncancel(task)
+            raise RequestBodyTimeout(
+                f"The request body did not arrive in full within {timeout:g}s"
+            ) from None
+        raise
+    finally:
+        handle.cancel()
 
 
 async def _read_body(receive: Receive, limit: int) -> bytes:
