@@ -3,10 +3,10 @@
     .venv/bin/python benchmarks/overload.py [--requests 2000] [--json]
 
 Starts `inferpool start` with 2 workers on a model that takes 200 ms per
-request, with `max_concurrency` 1 and `max_queue_size` 100, opens
-`--requests` connections at once, each sending one inference request, and
-reports the status counts, the latency of the 503 answers, the latency of
-`/v2/health/live` probes during the flood, and the front end's memory.
+request, with `max_concurrency` 1 and `max_queue_size` 100. It opens
+`--requests` connections, then sends one inference request on each at once.
+It reports the status counts, the latency of the 503 responses, the latency
+of `/v2/health/live` probes during the flood, and the front end's memory.
 """
 
 from __future__ import annotations
@@ -128,7 +128,7 @@ async def flood(port: int, count: int) -> dict[str, Any]:
 
 
 def server_side_rejections(metrics_port: int) -> dict[str, float]:
-    """Read the server's own latency histogram of the 503 answers: the time
+    """Read the server's own latency histogram of the 503 responses: the time
     from the request reaching the application to the response."""
     with urllib.request.urlopen(
         f"http://127.0.0.1:{metrics_port}/metrics", timeout=10

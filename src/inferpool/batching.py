@@ -16,9 +16,9 @@ first dimension equals the batch's row count is sliced, any other output
 (a scalar summary, say) is copied to every request. An error fails every
 request of the group.
 
-The batcher runs in the front end, so it sees requests from every client and
-fills batches faster than a per-worker batcher could; the price is that
-batched models decode requests in the front end. The clock is injectable, so
+The batcher runs in the front end, where requests from every client arrive,
+so it fills batches faster than a per-worker batcher could. The price is
+that batched models decode requests in the front end. The clock is injectable, so
 tests drive time by hand instead of sleeping.
 
 Open question: a group that exceeds `max_batch_size` rows because requests
@@ -79,7 +79,7 @@ class AdaptiveBatcher:
     """Batches the requests of one model version.
 
     `call(request)` runs a merged request (through the pool); `on_batch(n)`
-    is told the size of each batch sent.
+    receives the size of each batch sent.
     """
 
     def __init__(

@@ -1,4 +1,4 @@
-"""Errors that inferpool raises, each with the status code a client sees.
+"""Errors that inferpool raises, each with the status code a client receives.
 
 Every class derives from `InferpoolError`, which carries an HTTP status code
 and the matching gRPC status name. The REST and gRPC front ends turn any

@@ -11,7 +11,7 @@ if TYPE_CHECKING:
 
 
 class MLModel:
-    """A model: subclass it, load weights in `load()` and answer `predict()`.
+    """A model: subclass it, load weights in `load()` and implement `predict()`.
 
     The same instance serves every request that reaches its process, so
     `predict` must not keep per-request state on `self`. With

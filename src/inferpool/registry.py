@@ -1,7 +1,7 @@
 """The models loaded in one process, by name and version.
 
-Each worker process holds one `ModelRegistry` of real model objects; with
-`parallel_workers = 0` the front end holds one itself. Both serve requests
+Each worker process has one `ModelRegistry` of real model objects. With
+`parallel_workers = 0` the front end has one itself. Both serve requests
 through `ModelRegistry.call`, so a model behaves the same in either place.
 """
 

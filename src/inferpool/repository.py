@@ -180,9 +180,11 @@ class ModelRepository:
     # -- load and unload -------------------------------------------------------
 
     async def load(self, settings: ModelSettings) -> ModelVersion:
-        """Load one model version through the pool; a loaded version of the
-        same name and version is replaced only after the new one has loaded
-        everywhere, so requests keep succeeding during a reload.
+        """Load one model version through the pool.
+
+        A loaded version of the same name and version is replaced only after
+        the new one has loaded everywhere, so requests keep succeeding during
+        a reload.
 
         Raises `ModelLoadError` (the version is then UNAVAILABLE).
         """

@@ -101,7 +101,7 @@ class InferpoolServer:
     async def start(self) -> None:
         """Start the workers and the front ends, then load the models.
 
-        The front ends accept requests from the start, so liveness holds
+        The front ends accept requests from the start, so liveness is true
         while the models load, and readiness turns true once all are loaded.
         """
         await self.pool.start()

@@ -173,8 +173,8 @@ def test_overload_rejects_excess_and_recovers(server: ServerProcess) -> None:
     assert set(live_statuses) == {200}
     rss_after = rss_bytes(server.process.pid)
     assert rss_after - rss_before < 64 * 1024 * 1024
-    # The server's own latency histogram: every rejection was answered
-    # within 50 ms of reaching the application.
+    # The server's own latency histogram: every rejection was sent within
+    # 50 ms of the request reaching the application.
     metrics = _metrics(server)
     key = (
         ("le", "0.05"),

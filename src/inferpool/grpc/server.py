@@ -268,10 +268,10 @@ def _method_handlers(servicer: GrpcServicer) -> dict[str, grpc.RpcMethodHandler]
     def unary(
         rpc: str, method: Callable[..., Awaitable[Any]], request: Any, response: Any
     ) -> grpc.RpcMethodHandler:
-        # The request is parsed inside the guarded handler, not by grpc: a
-        # deserializer that raises makes grpc answer UNKNOWN and log a
-        # traceback, where bytes that are not a valid message are the
-        # client's mistake (INVALID_ARGUMENT).
+        # The request is parsed inside the guarded handler, not by grpc. A
+        # deserializer that raises makes grpc return UNKNOWN and log a
+        # traceback, but bytes that are not a valid message are the client's
+        # mistake (INVALID_ARGUMENT).
         async def parse_then_call(body: bytes, context: aio.ServicerContext) -> Any:
             try:
                 message = request.FromString(body)

@@ -26,9 +26,9 @@ touch them: they go to the next worker with room. Only requests written to
 the dead worker's socket fail, with `WorkerStop`.
 
 Choices not taken: a shared queue that idle workers pull from would balance
-perfectly but costs an extra round trip per request; plain round robin (as
-in MLServer) ignores that one worker may be stuck on a slow request, so it is
-kept only as an option.
+perfectly, but it costs an extra round trip per request. Plain round robin
+(as in MLServer) ignores that one worker may be stuck on a slow request, so
+it is kept only as an option.
 
 A request whose caller gave up (timeout, disconnect) keeps its slot until
 the worker answers the cancellation: an async model stops at once and the
@@ -203,7 +203,7 @@ class DispatcherStatistics:
     in_flight: dict[int, int]
     queued: dict[str, int]
     outstanding: int
-    # Requests whose caller gave up and whose worker has not answered yet.
+    # Requests whose caller gave up and whose worker has not replied yet.
     overdue: int
 
 
@@ -240,8 +240,8 @@ class Dispatcher:
         self._no_worker_timeout = no_worker_timeout
         self._stuck_worker_timeout = stuck_worker_timeout
         # Requests whose caller gave up, by message id: the worker, the
-        # model whose slot the request holds (None for an update) and the
-        # loop time by which the worker must have answered.
+        # model whose slot the request keeps (None for an update) and the
+        # loop time by which the worker must have replied.
         self._overdue: dict[str, tuple[Worker, str | None, float]] = {}
         self._overdue_count: dict[int, int] = {}
         self._limits: dict[str, _ModelLimits] = {}
@@ -291,9 +291,9 @@ class Dispatcher:
     def _mark_overdue(
         self, worker: Worker, message_id: str, model_name: str | None
     ) -> None:
-        """Expect the worker to answer `message_id`, whose caller gave up,
-        within `stuck_worker_timeout` seconds; `overdue_workers` reports it
-        otherwise. A request keeps its concurrency slot until then."""
+        """Expect the worker to reply to `message_id`, whose caller gave
+        up, within `stuck_worker_timeout` seconds, or `overdue_workers`
+        reports it. A request keeps its concurrency slot until then."""
         deadline = asyncio.get_running_loop().time() + self._stuck_worker_timeout
         if model_name is None:
             deadline = 0.0  # an update that timed out: the worker is stuck now
@@ -352,8 +352,8 @@ class Dispatcher:
         self._attached[worker.pid] = worker
 
     def on_worker_ready(self, worker: Worker) -> None:
-        """Put a worker that holds every model into the rotation and hand it
-        queued requests."""
+        """Put a worker that has loaded every model into the rotation and
+        hand it queued requests."""
         if worker.pid not in self._attached or worker in self._ready:
             return
         self._ready.append(worker)
@@ -412,8 +412,8 @@ class Dispatcher:
                 continue
             except asyncio.CancelledError:
                 if worker.pid in self._attached:
-                    # The worker may still be computing: its slot stays
-                    # taken until it answers the cancellation.
+                    # The worker may still be computing, so its slot stays
+                    # taken until it replies to the cancellation.
                     self._send_cancel(worker, request_message.id)
                     self._mark_overdue(worker, request_message.id, model_name)
                 else:
@@ -435,10 +435,13 @@ class Dispatcher:
         return self._limits.get(model_name, self._default_limits)
 
     def _acquire(self, model_name: str) -> Worker | None:
+        """Take a slot of `model_name` on the worker the policy picks, or
+        return None when every ready worker is at the model's limit."""
         ready = self._ready
         count = len(ready)
         if not count:
             return None
+
         limit = self._limits_for(model_name).max_concurrency
         in_flight = self._model_in_flight
         # A worker that has not answered a cancelled request may be stuck:
@@ -446,6 +449,7 @@ class Dispatcher:
         suspect = self._overdue_count
         start = self._next % count
         chosen = -1
+
         if self._policy == "least_loaded":
             best_load = -1
             for offset in range(count):
@@ -466,6 +470,7 @@ class Dispatcher:
                 if in_flight.get((pid, model_name), 0) < limit and pid not in suspect:
                     chosen = index
                     break
+
         if chosen < 0:
             return None
         self._next = chosen + 1

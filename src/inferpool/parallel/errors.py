@@ -6,7 +6,7 @@ from ..errors import InferpoolError
 
 
 class WorkerStop(InferpoolError):
-    """The worker serving a request exited before it answered.
+    """The worker serving a request exited before it replied.
 
     Raised for each request that was in flight on that worker, whatever the
     exit code (0 included, since the pool did not ask the worker to exit).

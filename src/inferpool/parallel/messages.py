@@ -70,8 +70,8 @@ class ModelRequestMessage(Message):
 class ExceptionInfo:
     """An exception raised in a worker, in a form that always pickles.
 
-    `pickled` is the exception itself, pickled in the worker, when that
-    worked; the front end unpickles it if it can and otherwise raises
+    `pickled` is the exception itself, pickled in the worker when that
+    worked. The front end unpickles it if it can, and otherwise raises
     `ModelError` built from the class's import path and message.
     """
 

@@ -2,7 +2,7 @@
 
 `InferencePool` owns the worker processes and the `Dispatcher` that feeds
 them. It watches each worker through a pidfd (its own process, not a
-process-wide SIGCHLD handler), so every exit is seen with its exit code, two
+process-wide SIGCHLD handler). So every exit is seen with its exit code, two
 exits at once are two exits, and an exit with status 0 that the pool did not
 ask for is a death like any other. A dead worker is replaced and the
 replacement loads every registered model before it gets traffic; a worker

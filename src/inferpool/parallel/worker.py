@@ -131,8 +131,8 @@ class WorkerServer:
             )
         except asyncio.CancelledError as exc:
             if message.id in self._cancelled:
-                # The caller gave up. The reply only tells the front end that
-                # this worker is not stuck; no one waits for its content.
+                # The caller gave up. The reply only shows the front end that
+                # this worker is not stuck, and no caller reads its content.
                 self._cancelled.discard(message.id)
                 self._reply(
                     ModelResponseMessage(message.id, exception=exception_info(exc))

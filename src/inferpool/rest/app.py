@@ -103,8 +103,8 @@ class RestApp:
         self._max_body = settings.max_body_size
         self._routes = Starlette(
             routes=_routes(self),
-            # Starlette's handler for `Exception` answers and then re-raises
-            # (so the server logs a traceback); inferpool's own errors are
+            # Starlette's handler for `Exception` responds and then re-raises,
+            # so the server logs a traceback. inferpool's own errors are
             # expected outcomes and get a handler of their class instead.
             exception_handlers={
                 HTTPException: _http_exception_handler,
